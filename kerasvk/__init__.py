@@ -1,0 +1,30 @@
+"""kerasvk: classic and modern deep-learning architectures for images and sequences, on Keras 3.
+
+The top level stays light: ``import kerasvk`` does not import TensorFlow. Submodules
+(``kerasvk.data``, ``kerasvk.training``, ``kerasvk.evaluation``, ``kerasvk.export``, ``kerasvk.plots``,
+``kerasvk.layers``) load on first attribute access.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from kerasvk.registry import build, list_models, model_info, register
+
+__version__ = "0.1.0"
+
+_LAZY_SUBMODULES = ("data", "layers", "models", "training", "evaluation", "export", "plots", "cli")
+
+__all__ = ["build", "list_models", "model_info", "register", "__version__", *_LAZY_SUBMODULES]
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        module = importlib.import_module(f"kerasvk.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'kerasvk' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))

@@ -1,0 +1,167 @@
+"""Export Keras models as SavedModels for TF Serving.
+
+Layout: ``BASE/NAME/VERSION/`` with VERSION the next free integer (TF Serving picks the highest).
+A version is written into a hidden temporary folder beside it and renamed into place, so a
+half-written version never appears where TF Serving (or ``check_export``) would read it.
+
+Signatures:
+
+- classifiers: ``serving_default(images) -> {probabilities, class_id, score[, class_name]}``;
+- any model may define ``serving_endpoints(self) -> {name: (fn, input_signature)}`` to add task
+  signatures (a generative sampler, a ``generate`` loop, ...). If it defines ``serving_default``
+  itself, that replaces the plain forward pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def next_version(base, name) -> int:
+    """The next free integer version under ``base/name`` (1 when there is none)."""
+    root = Path(base) / name
+    versions = [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()] if root.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def _input_signature(model):
+    import tensorflow as tf
+
+    specs = []
+    for t in model.inputs:
+        dtype = tf.as_dtype(t.dtype)
+        specs.append(tf.TensorSpec(shape=(None, *t.shape[1:]), dtype=dtype, name=t.name.split(":")[0]))
+    return specs
+
+
+def _is_classifier(model) -> bool:
+    return len(model.inputs) == 1 and len(model.outputs) == 1 and len(model.outputs[0].shape) == 2
+
+
+def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False):
+    """Register the model's endpoints on a ``keras.export.ExportArchive``; return their names."""
+    import tensorflow as tf
+
+    extra = dict(model.serving_endpoints()) if hasattr(model, "serving_endpoints") else {}
+    names = []
+    if "serving_default" not in extra:
+        signature = _input_signature(model)
+        if _is_classifier(model):
+            labels = tf.constant([str(c) for c in class_names]) if class_names is not None else None
+
+            def serve(images):
+                out = model(images, training=False)
+                probs = tf.nn.softmax(out, axis=-1) if from_logits else out
+                class_id = tf.argmax(probs, axis=-1, output_type=tf.int32)
+                result = {
+                    "probabilities": probs,
+                    "class_id": class_id,
+                    "score": tf.reduce_max(probs, axis=-1),
+                }
+                if labels is not None:
+                    result["class_name"] = tf.gather(labels, class_id)
+                return result
+
+        else:
+
+            def serve(*inputs):
+                out = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+                if isinstance(out, dict):
+                    return out
+                if isinstance(out, (list, tuple)):
+                    return {f"output_{i}": o for i, o in enumerate(out)}
+                return {"output": out}
+
+        archive.add_endpoint("serving_default", serve, input_signature=signature)
+        names.append("serving_default")
+    for name, (fn, signature) in extra.items():
+        archive.add_endpoint(name, fn, input_signature=signature)
+        names.append(name)
+    return names
+
+
+def export_model(
+    model,
+    base="saved_models",
+    name=None,
+    version=None,
+    *,
+    class_names=None,
+    from_logits=False,
+    verbose=False,
+) -> Path:
+    """Write ``model`` to ``base/name/version`` as a SavedModel and return that path.
+
+    ``version`` defaults to the next free integer; an existing version is never overwritten.
+    """
+    import keras
+
+    name = name or model.name
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+        raise ValueError(
+            f"Export name may contain only letters, digits, '_', '-' and '.'. Received: name={name!r}"
+        )
+    root = Path(base) / name
+    root.mkdir(parents=True, exist_ok=True)
+    if version is None:
+        version = next_version(base, name)
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be a positive integer. Received: version={version!r}")
+    final = root / str(version)
+    if final.exists():
+        raise ValueError(f"{final} already exists; versions are never overwritten. Use version={next_version(base, name)}.")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    add_serving_endpoints(archive, model, class_names=class_names, from_logits=from_logits)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=root))
+    try:
+        archive.write_out(str(tmp), verbose=verbose)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load_exported(path):
+    """``tf.saved_model.load`` with a clear error for a missing or corrupt export."""
+    import tensorflow as tf
+
+    path = Path(path)
+    if not (path / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"No SavedModel at {path} (expected {path / 'saved_model.pb'}).")
+    try:
+        return tf.saved_model.load(str(path))
+    except Exception as e:  # corrupt protobuf, missing variables, ...
+        raise ValueError(f"Cannot load SavedModel {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
+def check_export(path, model=None, inputs=None, atol=1e-5) -> dict:
+    """Load an export, run ``serving_default`` on ``inputs`` and compare with ``model`` if given.
+
+    Returns ``{"signatures": [...], "outputs": {name: shape}, "max_abs_diff": float|None}``.
+    """
+    loaded = load_exported(path)
+    fn = loaded.signatures["serving_default"]
+    report = {"signatures": sorted(loaded.signatures.keys()), "outputs": {}, "max_abs_diff": None}
+    if inputs is None:
+        return report
+    arg_names = sorted(fn.structured_input_signature[1].keys())
+    xs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    out = fn(**dict(zip(arg_names, xs)))
+    report["outputs"] = {k: tuple(v.shape) for k, v in out.items()}
+    if model is not None:
+        ref = np.asarray(model(inputs if len(xs) > 1 else xs[0], training=False))
+        key = "probabilities" if "probabilities" in out else sorted(out)[0]
+        report["max_abs_diff"] = float(np.max(np.abs(out[key].numpy() - ref)))
+        if report["max_abs_diff"] > atol:
+            raise ValueError(
+                f"Export {path} disagrees with the Keras model: max |diff| = {report['max_abs_diff']:.3g} > {atol}."
+            )
+    return report

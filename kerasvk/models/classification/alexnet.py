@@ -1,0 +1,71 @@
+"""AlexNet (Krizhevsky et al., 2012) in the single-tower layout torchvision uses.
+
+Five convolutions (64@11×11/4, 192@5×5, 384, 256, 256 @3×3) with three overlapping 3×3/2 max-pools,
+an adaptive 6×6 average pool, then dropout → FC 4096 → dropout → FC 4096 → classes
+(61,100,840 parameters at 224×224×3 and 1000 classes). The adaptive pool makes the head independent
+of the input size; on small inputs a max-pool whose input is under 3 pixels pads ("same") instead of
+shrinking the map to nothing, so 32×32 images work too.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kerasvk.layers import AdaptiveAveragePooling2D
+from kerasvk.models.classification.base import global_pool, make_input, validate_classifier_args
+from kerasvk.registry import register
+
+
+def _pool(x, name):
+    size = x.shape[1]
+    padding = "valid" if size is None or size >= 3 else "same"
+    return keras.layers.MaxPooling2D(3, strides=2, padding=padding, name=name)(x)
+
+
+@register(
+    "alexnet",
+    task="classification",
+    family="alexnet",
+    test_kwargs={"input_shape": (32, 32, 3), "fc_units": 64},
+)
+def alexnet(
+    input_shape=(224, 224, 3),
+    num_classes=1000,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    name="alexnet",
+    dropout=0.5,
+    fc_units=4096,
+):
+    """AlexNet: 5 conv + 3 FC layers with ReLU and dropout (torchvision layout)."""
+    shape = validate_classifier_args(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        min_size=11,
+        model="alexnet",
+    )
+    inputs = make_input(shape)
+    x = keras.layers.ZeroPadding2D(2, name="conv1_pad")(inputs)
+    x = keras.layers.Conv2D(64, 11, strides=4, activation="relu", name="conv1")(x)
+    x = _pool(x, "pool1")
+    x = keras.layers.Conv2D(192, 5, padding="same", activation="relu", name="conv2")(x)
+    x = _pool(x, "pool2")
+    x = keras.layers.Conv2D(384, 3, padding="same", activation="relu", name="conv3")(x)
+    x = keras.layers.Conv2D(256, 3, padding="same", activation="relu", name="conv4")(x)
+    x = keras.layers.Conv2D(256, 3, padding="same", activation="relu", name="conv5")(x)
+    x = _pool(x, "pool5")
+    if include_top:
+        x = AdaptiveAveragePooling2D((6, 6), name="adaptive_pool")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dropout(dropout, name="fc6_dropout")(x)
+        x = keras.layers.Dense(fc_units, activation="relu", name="fc6")(x)
+        x = keras.layers.Dropout(dropout, name="fc7_dropout")(x)
+        x = keras.layers.Dense(fc_units, activation="relu", name="fc7")(x)
+        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    else:
+        x = global_pool(x, pooling)
+    return keras.Model(inputs, x, name=name)

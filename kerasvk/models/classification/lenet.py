@@ -1,0 +1,56 @@
+"""LeNet-5 (LeCun et al., 1998), in its modern form.
+
+C1 6@5×5 → S2 2×2 pool → C3 16@5×5 (fully connected to S2) → S4 2×2 pool → C5 120@5×5 → F6 84 →
+output. On 32×32×1 with 10 classes this has exactly 61,706 parameters. The paper's sparse C3 table,
+trainable subsampling and RBF output are replaced by their standard modern equivalents.
+Inputs of 28..31 pixels (MNIST-sized) pad C1 ("same"), as the paper padded 28×28 digits to 32×32.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kerasvk.models.classification.base import global_pool, make_input, validate_classifier_args
+from kerasvk.registry import register
+
+_POOLS = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling2D}
+
+
+@register("lenet5", task="classification", family="lenet", test_kwargs={"input_shape": (32, 32, 1)})
+def lenet5(
+    input_shape=(32, 32, 1),
+    num_classes=10,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    name="lenet5",
+    activation="tanh",
+    subsampling="avg",
+):
+    """LeNet-5: two conv/subsampling stages, C5 120, F6 84 (61,706 parameters at 32×32×1, 10 classes)."""
+    shape = validate_classifier_args(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        min_size=28,
+        model="lenet5",
+    )
+    if subsampling not in _POOLS:
+        raise ValueError(f"lenet5: subsampling must be 'avg' or 'max'. Received: subsampling={subsampling!r}")
+    small = min(d for d in shape[:2] if d is not None) < 32 if shape[0] and shape[1] else False
+    inputs = make_input(shape)
+    pool = _POOLS[subsampling]
+    x = keras.layers.Conv2D(6, 5, padding="same" if small else "valid", activation=activation, name="c1_conv")(inputs)
+    x = pool(2, name="s2_pool")(x)
+    x = keras.layers.Conv2D(16, 5, activation=activation, name="c3_conv")(x)
+    x = pool(2, name="s4_pool")(x)
+    x = keras.layers.Conv2D(120, 5, activation=activation, name="c5_conv")(x)
+    if include_top:
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(84, activation=activation, name="f6_dense")(x)
+        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    else:
+        x = global_pool(x, pooling)
+    return keras.Model(inputs, x, name=name)

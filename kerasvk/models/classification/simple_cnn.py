@@ -1,0 +1,46 @@
+"""The classic teaching CNN: three [conv-ReLU-conv-ReLU-pool] blocks and a dense/dropout head."""
+
+from __future__ import annotations
+
+import keras
+
+from kerasvk.models.classification.base import global_pool, make_input, validate_classifier_args
+from kerasvk.registry import register
+
+
+@register("simple_cnn", task="classification", family="simple_cnn", test_kwargs={"input_shape": (16, 16, 3)})
+def simple_cnn(
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    name="simple_cnn",
+    filters=(32, 64, 128),
+    dense_units=256,
+    dropout=0.5,
+):
+    """Three [conv-relu-conv-relu-maxpool] blocks, then Dense(dense_units) → Dropout → predictions."""
+    shape = validate_classifier_args(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        min_size=2 ** len(filters),
+        model="simple_cnn",
+    )
+    inputs = make_input(shape)
+    x = inputs
+    for b, f in enumerate(filters, start=1):
+        x = keras.layers.Conv2D(f, 3, padding="same", activation="relu", name=f"block{b}_conv1")(x)
+        x = keras.layers.Conv2D(f, 3, padding="same", activation="relu", name=f"block{b}_conv2")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    if include_top:
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(dense_units, activation="relu", name="fc1")(x)
+        x = keras.layers.Dropout(dropout, name="fc1_dropout")(x)
+        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    else:
+        x = global_pool(x, pooling)
+    return keras.Model(inputs, x, name=name)

@@ -1,0 +1,114 @@
+"""VGG (Simonyan & Zisserman, 2014): configurations A, B, D, E from one table.
+
+Layer names follow keras.applications (``block1_conv1`` ... ``fc1``, ``fc2``, ``predictions``), and
+``vgg16`` / ``vgg19`` at 224×224×3 with 1000 classes have exactly keras.applications' parameter counts
+(138,357,544 and 143,667,240). ``batch_norm=True`` gives the "_bn" variants (conv without bias → BN → ReLU).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+
+from kerasvk.models.classification.base import global_pool, make_input, validate_classifier_args
+from kerasvk.registry import register
+
+# convolutions per block; filters are 64, 128, 256, 512, 512 for every variant
+VGG_BLOCKS = {
+    "vgg11": (1, 1, 2, 2, 2),
+    "vgg13": (2, 2, 2, 2, 2),
+    "vgg16": (2, 2, 3, 3, 3),
+    "vgg19": (2, 2, 4, 4, 4),
+}
+VGG_FILTERS = (64, 128, 256, 512, 512)
+
+
+def vgg(
+    depths,
+    input_shape=(224, 224, 3),
+    num_classes=1000,
+    include_top=True,
+    pooling=None,
+    classifier_activation="softmax",
+    name="vgg",
+    batch_norm=False,
+    fc_units=4096,
+    dropout=0.0,
+):
+    """Family builder: five conv blocks of ``depths[i]`` 3×3 convolutions, each followed by a 2×2 pool."""
+    shape = validate_classifier_args(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        min_size=32,
+        model=name,
+    )
+    inputs = make_input(shape)
+    x = inputs
+    for b, (n, filters) in enumerate(zip(depths, VGG_FILTERS), start=1):
+        for i in range(1, n + 1):
+            prefix = f"block{b}_conv{i}"
+            if batch_norm:
+                x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=prefix)(x)
+                x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+                x = keras.layers.Activation("relu", name=f"{prefix}_relu")(x)
+            else:
+                x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=prefix)(x)
+        x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{b}_pool")(x)
+    if include_top:
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(fc_units, activation="relu", name="fc1")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="fc1_dropout")(x)
+        x = keras.layers.Dense(fc_units, activation="relu", name="fc2")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="fc2_dropout")(x)
+        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    else:
+        x = global_pool(x, pooling)
+    return keras.Model(inputs, x, name=name)
+
+
+def _variant(variant):
+    depths = VGG_BLOCKS[variant]
+
+    @functools.wraps(vgg)
+    def builder(
+        input_shape=(224, 224, 3),
+        num_classes=1000,
+        include_top=True,
+        pooling=None,
+        classifier_activation="softmax",
+        name=variant,
+        batch_norm=False,
+        fc_units=4096,
+        dropout=0.0,
+    ):
+        return vgg(
+            depths,
+            input_shape=input_shape,
+            num_classes=num_classes,
+            include_top=include_top,
+            pooling=pooling,
+            classifier_activation=classifier_activation,
+            name=name,
+            batch_norm=batch_norm,
+            fc_units=fc_units,
+            dropout=dropout,
+        )
+
+    builder.__name__ = variant
+    builder.__doc__ = f"{variant.upper()}: conv blocks {depths} of 3×3 convolutions, FC {{fc_units}}×2 head."
+    return register(
+        variant,
+        task="classification",
+        family="vgg",
+        description=f"{variant.upper()} ({sum(depths) + 3} weight layers; blocks {depths})",
+        test_kwargs={"input_shape": (32, 32, 3), "fc_units": 32},
+    )(builder)
+
+
+vgg11, vgg13, vgg16, vgg19 = (_variant(v) for v in VGG_BLOCKS)

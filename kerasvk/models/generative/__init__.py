@@ -1,0 +1,1 @@
+"""Generative (VAE, GAN) and autoregressive (PixelCNN, WaveNet, GPT) models."""

@@ -1,0 +1,91 @@
+"""Shared test helpers (keras-hub ``test_case.py`` style) used over every registered model.
+
+``check_model(name, tmp_path)`` builds the model at its registered tiny size and runs:
+forward pass → finite outputs → one training step → ``.keras`` save/load (``safe_mode=True``)
+with equal outputs → SavedModel export and ``tf.saved_model.load`` with equal outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import kerasvk
+from kerasvk.registry import get_spec
+
+
+def example_batch(spec, model, batch_size=2, seed=0):
+    """``(x, y)`` for one batch: the spec's own maker, else images in [0, 1] and integer labels."""
+    if spec.example_inputs is not None:
+        return spec.example_inputs(model, batch_size, seed)
+    rng = np.random.default_rng(seed)
+    xs = [rng.uniform(0, 1, (batch_size, *t.shape[1:])).astype("float32") for t in model.inputs]
+    x = xs[0] if len(xs) == 1 else xs
+    y = None
+    if spec.task == "classification":
+        y = rng.integers(0, model.outputs[0].shape[-1], size=(batch_size,))
+    return x, y
+
+
+def outputs_of(model, x):
+    import keras
+
+    out = model(x, training=False)
+    return [np.asarray(keras.ops.convert_to_numpy(o)) for o in keras.tree.flatten(out)]
+
+
+def assert_outputs_close(a, b, atol=1e-5, rtol=1e-5):
+    assert len(a) == len(b)
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, atol=atol, rtol=rtol)
+
+
+def compile_for_test(spec, model):
+    import keras
+
+    if spec.task == "classification":
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    elif not getattr(model, "compiled", False):
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+
+
+def check_model(name, tmp_path, *, export=True, train=True, **overrides):
+    """Run the standard checks on registered model ``name``; return the built model."""
+    import keras
+
+    spec = get_spec(name)
+    kwargs = {**spec.test_kwargs, **overrides}
+    if spec.task == "classification":
+        kwargs.setdefault("num_classes", 10)
+    model = kerasvk.build(name, **kwargs)
+    x, y = example_batch(spec, model)
+
+    before = outputs_of(model, x)
+    for o in before:
+        assert np.all(np.isfinite(o)), f"{name}: non-finite outputs"
+
+    if train:
+        compile_for_test(spec, model)
+        hist = model.fit(x, y, epochs=1, batch_size=len(y) if y is not None else 2, verbose=0)
+        for k, v in hist.history.items():
+            assert np.all(np.isfinite(v)), f"{name}: non-finite {k} after one step"
+
+    ref = outputs_of(model, x)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    assert_outputs_close(ref, outputs_of(restored, x))
+
+    if export:
+        import tensorflow as tf
+
+        from kerasvk.export import export_model
+
+        out_dir = export_model(model, base=tmp_path / "saved_models", name=name)
+        loaded = tf.saved_model.load(str(out_dir))
+        fn = loaded.signatures["serving_default"]
+        arg_names = [t.name.split(":")[0] for t in model.inputs]
+        xs = x if isinstance(x, (list, tuple)) else [x]
+        served = fn(**{n: tf.constant(v) for n, v in zip(arg_names, xs)})
+        key = "probabilities" if "probabilities" in served else sorted(served)[0]
+        np.testing.assert_allclose(served[key].numpy(), ref[0], atol=1e-5, rtol=1e-5)
+    return model
