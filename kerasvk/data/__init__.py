@@ -1,0 +1,20 @@
+"""The data path, in one package: sources → seeded split → cache → shuffle → batch → augment → prefetch."""
+
+from kerasvk.data.embedded import PATTERN_CLASSES_5, PATTERN_CLASSES_10, digits, patterns
+from kerasvk.data.pipeline import make_pipeline, split_indices, to_float
+from kerasvk.data.sources import SOURCE_FORMS, ImageData, load, load_arrays, parse_source
+
+__all__ = [
+    "load",
+    "load_arrays",
+    "parse_source",
+    "ImageData",
+    "SOURCE_FORMS",
+    "make_pipeline",
+    "split_indices",
+    "to_float",
+    "digits",
+    "patterns",
+    "PATTERN_CLASSES_5",
+    "PATTERN_CLASSES_10",
+]

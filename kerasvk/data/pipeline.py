@@ -1,0 +1,87 @@
+"""Split and pipeline: the one place raw examples become batched, augmented, prefetched datasets.
+
+Order (DESIGN "data path"): split (seeded, stratified) → cache → shuffle (train only) → batch →
+augment (train only, whole batches, AUTOTUNE) → scale uint8 → float32 [0, 1] → prefetch.
+Images stay uint8 until the last step: it is four times less memory to cache and move.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def split_indices(labels, val_split=0.1, test_split=0.2, seed=0):
+    """Stratified, seeded split of ``range(len(labels))`` into (train, val, test) index arrays.
+
+    Stable: the same labels, fractions and seed always give the same indices, whatever the machine.
+    """
+    labels = np.asarray(labels)
+    for nm, v in (("val_split", val_split), ("test_split", test_split)):
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"{nm} must be in [0, 1). Received: {nm}={v!r}")
+    if val_split + test_split >= 1.0:
+        raise ValueError(
+            f"val_split + test_split must be < 1 to leave training data. Received: {val_split} + {test_split}"
+        )
+    rng = np.random.default_rng(seed)
+    train, val, test = [], [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n_test = int(round(len(idx) * test_split))
+        n_val = int(round(len(idx) * val_split))
+        test.extend(idx[:n_test])
+        val.extend(idx[n_test : n_test + n_val])
+        train.extend(idx[n_test + n_val :])
+    return tuple(np.sort(np.asarray(s, dtype="int64")) for s in (train, val, test))
+
+
+def to_float(images, labels, num_classes=None):
+    """Last pipeline step: uint8 (or float 0..255) images → float32 in [0, 1]; optional one-hot labels."""
+    import tensorflow as tf
+
+    if images.dtype == tf.uint8:
+        images = tf.cast(images, tf.float32) * (1.0 / 255.0)
+    if num_classes is not None and labels.dtype.is_integer:
+        labels = tf.one_hot(labels, num_classes)
+    return images, labels
+
+
+def make_pipeline(
+    ds,
+    *,
+    batch_size=64,
+    training=False,
+    seed=0,
+    augment=None,
+    num_classes=None,
+    one_hot=False,
+    cache=True,
+    shuffle_buffer=None,
+    drop_remainder=False,
+):
+    """Turn an unbatched ``(image, label)`` dataset into the batched pipeline the models train on.
+
+    ``augment``: a callable ``(images, labels) -> (images, labels)`` applied to whole training batches
+    (never to validation/test data). ``one_hot=True`` (needed by CutMix/MixUp) one-hot encodes labels
+    with ``num_classes`` before augmentation.
+    """
+    import tensorflow as tf
+
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    if one_hot and num_classes is None:
+        raise ValueError("one_hot=True needs num_classes.")
+    if cache:
+        ds = ds.cache()
+    if training:
+        n = int(ds.cardinality())
+        buffer = shuffle_buffer or (n if n > 0 else 10_000)
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
+    if one_hot:
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment is not None:
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
