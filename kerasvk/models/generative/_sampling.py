@@ -1,0 +1,97 @@
+"""Sampling shared by the autoregressive models (PixelCNN, WaveNet, GPT).
+
+Sampling is *stateless*: the noise for step ``t`` is drawn from ``(seed, t)`` with
+``tf.random.stateless_uniform`` and turned into a Gumbel-max draw, so the cached and the naive
+generation paths (and the exported ``generate`` signature) make the same draws for the same seed.
+Top-k and top-p (nucleus) filtering happen before the draw; ``temperature`` divides the logits.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import tensorflow as tf
+
+
+def validate_sampling(temperature=1.0, top_k=0, top_p=1.0, seed=0):
+    """Raise ``ValueError`` (naming the allowed values) for bad sampling settings; return them typed."""
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0:
+        raise ValueError(f"temperature must be a number > 0 (1.0 = unchanged). Received: temperature={temperature!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 0:
+        raise ValueError(f"top_k must be an integer >= 0 (0 = no top-k filtering). Received: top_k={top_k!r}")
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] (1.0 = no nucleus filtering). Received: top_p={top_p!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31:
+        raise ValueError(f"seed must be an integer in [0, 2**31). Received: seed={seed!r}")
+    return float(temperature), int(top_k), float(top_p), int(seed)
+
+
+def validate_positive_int(name, value, maximum=None, why=""):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}{why}. Received: {name}={value!r}")
+    return int(value)
+
+
+def graph_sampling_checks(temperature, top_k, top_p):
+    """In-graph versions of ``validate_sampling`` for exported signatures (InvalidArgumentError)."""
+    return [
+        tf.debugging.assert_greater(temperature, 0.0, message="temperature must be > 0"),
+        tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 = off)"),
+        tf.debugging.assert_greater(top_p, 0.0, message="top_p must be in (0, 1]"),
+        tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1]"),
+    ]
+
+
+def filter_logits(logits, temperature, top_k, top_p):
+    """``logits / temperature`` with everything outside the top-k and the top-p nucleus set to -inf."""
+    logits = tf.cast(logits, tf.float32) / tf.cast(temperature, tf.float32)
+    vocab = tf.shape(logits)[-1]
+    neg_inf = tf.constant(float("-inf"), tf.float32)
+    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+    top_k = tf.cast(top_k, tf.int32)
+    k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
+    kth = tf.gather(sorted_logits, k - 1, axis=-1)[..., None]
+    logits = tf.where(logits < kth, neg_inf, logits)
+    # Nucleus: keep the smallest prefix of the sorted distribution whose mass reaches top_p.
+    sorted_logits = tf.where(sorted_logits < kth, neg_inf, sorted_logits)
+    probs = tf.nn.softmax(sorted_logits, axis=-1)
+    mass_before = tf.cumsum(probs, axis=-1, exclusive=True)
+    keep = mass_before < tf.cast(top_p, tf.float32)
+    # (the most likely token always has mass_before = 0 < top_p, so at least one token stays)
+    threshold = tf.reduce_min(tf.where(keep, sorted_logits, tf.constant(float("inf"))), axis=-1, keepdims=True)
+    return tf.where(logits < threshold, neg_inf, logits)
+
+
+def sample_logits(logits, step, seed, temperature=1.0, top_k=0, top_p=1.0):
+    """One categorical draw per row of ``logits`` ``(batch, vocab)`` (Gumbel-max, noise from (seed, step))."""
+    logits = filter_logits(logits, temperature, top_k, top_p)
+    noise_seed = tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)])
+    u = tf.random.stateless_uniform(tf.shape(logits), seed=noise_seed, minval=1e-20, maxval=1.0)
+    gumbel = -tf.math.log(-tf.math.log(u))
+    return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
+
+
+def sequence_loop(step_fn, state, tokens, prompt_len, start, temperature, top_k, top_p, seed):
+    """Fill ``tokens`` ``(batch, total)`` left to right inside a ``tf.while_loop``.
+
+    ``step_fn(t, tokens, state) -> (logits (batch, vocab), state)`` predicts position ``t + 1`` from
+    positions ``<= t``. Positions ``< prompt_len`` are kept (the prompt), later ones are sampled with
+    the noise of step ``t``. ``start`` is the first ``t``: 0 for a cached path that must feed the
+    prompt through its cache, ``prompt_len - 1`` for the naive path.
+    """
+    total = tf.shape(tokens)[1]
+    positions = tf.range(total)
+
+    def body(t, tokens, state):
+        logits, state = step_fn(t, tokens, state)
+        drawn = sample_logits(logits, t, seed, temperature, top_k, top_p)
+        nxt = tf.where(t + 1 < prompt_len, tokens[:, t + 1], drawn)
+        tokens = tf.where((positions == t + 1)[None, :], nxt[:, None], tokens)
+        return t + 1, tokens, state
+
+    _, tokens, _ = tf.while_loop(
+        lambda t, *_: t < total - 1, body, (tf.cast(start, tf.int32), tokens, state), parallel_iterations=1
+    )
+    return tokens

@@ -1,0 +1,296 @@
+"""GPT: a decoder-only, character-level transformer language model with KV-cache generation.
+
+Token + learned position embeddings → pre-norm transformer blocks (causal multi-head
+self-attention, GELU MLP) → final LayerNorm → logits through the tied token matrix (or a separate
+head with ``tie_weights=False``). The character vocabulary is part of the config, so a saved model
+(``.keras`` or SavedModel) carries its own tokenizer.
+
+Generation (``generate``) runs one ``tf.while_loop``: with ``use_cache=True`` each step feeds a
+single token through every block's ``step`` against a key/value cache; with ``use_cache=False``
+each step recomputes the whole prefix (the reference the cache is checked against). Sampling is
+temperature / top-k / top-p with stateless noise from ``seed`` (see ``_sampling.py``), so both
+paths draw the same tokens. The export adds a ``generate`` signature running the cached loop.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from kerasvk.data.text import CharTokenizer
+from kerasvk.layers.causal_attention import TokenAndPositionEmbedding, TransformerDecoderBlock
+from kerasvk.models.generative import _sampling
+from kerasvk.registry import register
+
+_GRAPH_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+@keras.saving.register_keras_serializable(package="kerasvk")
+class GPT(keras.Model):
+    """Character-level GPT. Input ``tokens`` ``(batch, T)`` int32, output logits ``(batch, T, vocab)``."""
+
+    def __init__(
+        self,
+        vocab,
+        context_length=256,
+        num_layers=4,
+        num_heads=4,
+        dim=128,
+        mlp_ratio=4,
+        dropout=0.0,
+        tie_weights=True,
+        name="gpt",
+        **kwargs,
+    ):
+        tokenizer = CharTokenizer(vocab)
+        for nm, v in (("context_length", context_length), ("num_layers", num_layers), ("num_heads", num_heads), ("dim", dim)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{nm} must be a positive integer. Received: {nm}={v!r}")
+        if dim % num_heads:
+            raise ValueError(f"dim must be divisible by num_heads. Received: dim={dim}, num_heads={num_heads}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+        tokens = keras.Input((None,), dtype="int32", name="tokens")
+        embedding = TokenAndPositionEmbedding(tokenizer.vocab_size, context_length, dim, name="embedding")
+        x = embedding(tokens)
+        x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+        blocks = [TransformerDecoderBlock(num_heads, mlp_ratio, dropout, name=f"block{i + 1}") for i in range(num_layers)]
+        for block in blocks:
+            x = block(x)
+        ln_f = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_f")
+        x = ln_f(x)
+        head = None
+        if tie_weights:
+            logits = embedding(x, reverse=True)
+        else:
+            head = keras.layers.Dense(tokenizer.vocab_size, use_bias=False, name="lm_head")
+            logits = head(x)
+        super().__init__(inputs=tokens, outputs=logits, name=name, **kwargs)
+        self.vocab = vocab
+        self.tokenizer = tokenizer
+        self.context_length = context_length
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.dim = dim
+        self.mlp_ratio = mlp_ratio
+        self.dropout = dropout
+        self.tie_weights = tie_weights
+        self.embedding = embedding
+        self.blocks = blocks
+        self.ln_f = ln_f
+        self.lm_head = head
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "vocab": self.vocab,
+            "context_length": self.context_length,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "dim": self.dim,
+            "mlp_ratio": self.mlp_ratio,
+            "dropout": self.dropout,
+            "tie_weights": self.tie_weights,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # -- training ---------------------------------------------------------------------------
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Mean next-token cross-entropy in nats (``exp`` of it is the perplexity)."""
+        if getattr(self, "loss", None) is not None:
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+        if y is None:
+            raise ValueError("GPT.fit needs targets: (tokens[:, :-1], tokens[:, 1:]) pairs (see kerasvk.data.text).")
+        loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True))
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    # -- generation -------------------------------------------------------------------------
+    def _logits(self, h):
+        return self.embedding(h, reverse=True) if self.tie_weights else self.lm_head(h)
+
+    def _cached_step(self, t, tokens, caches):
+        h = self.embedding.embed(tokens[:, t : t + 1], t)
+        new = []
+        for block, (k, v) in zip(self.blocks, caches):
+            h, k, v = block.step(h, k, v, t)
+            new.append((k, v))
+        return self._logits(self.ln_f(h))[:, -1, :], tuple(new)
+
+    def _naive_step(self, t, tokens, state):
+        return self(tokens[:, : t + 1], training=False)[:, -1, :], state
+
+    def generate_ids(self, prompt_ids, num_samples, max_new_tokens, temperature, top_k, top_p, seed, use_cache=True):
+        """Graph-mode core: ``prompt_ids`` ``(P,)`` → ``(num_samples, P + max_new_tokens)`` int32 ids."""
+        prompt_ids = tf.cast(prompt_ids, tf.int32)
+        p = tf.shape(prompt_ids)[0]
+        total = p + tf.cast(max_new_tokens, tf.int32)
+        tokens = tf.pad(prompt_ids, [[0, total - p]])
+        tokens = tf.tile(tokens[None, :], [num_samples, 1])
+        if use_cache:
+            state = tuple(
+                block.attn.initial_cache(num_samples, total, dtype=self.compute_dtype) for block in self.blocks
+            )
+            return _sampling.sequence_loop(self._cached_step, state, tokens, p, 0, temperature, top_k, top_p, seed)
+        return _sampling.sequence_loop(
+            self._naive_step, tf.zeros((), tf.int32), tokens, p, p - 1, temperature, top_k, top_p, seed
+        )
+
+    def _graph_fn(self, use_cache):
+        fns = _GRAPH_FNS.setdefault(self, {})
+        if use_cache not in fns:
+            sig = [
+                tf.TensorSpec((None,), tf.int32),
+                tf.TensorSpec((), tf.int32),
+                tf.TensorSpec((), tf.int32),
+                tf.TensorSpec((), tf.float32),
+                tf.TensorSpec((), tf.int32),
+                tf.TensorSpec((), tf.float32),
+                tf.TensorSpec((), tf.int32),
+            ]
+            fns[use_cache] = tf.function(
+                lambda *a: self.generate_ids(*a, use_cache=use_cache), input_signature=sig, reduce_retracing=True
+            )
+        return fns[use_cache]
+
+    def default_prompt(self) -> str:
+        return "\n" if "\n" in self.tokenizer.index else self.vocab[0]
+
+    def generate(
+        self,
+        prompt="",
+        max_new_tokens=100,
+        *,
+        num_samples=1,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        seed=0,
+        use_cache=True,
+        return_ids=False,
+    ):
+        """Continue ``prompt`` by ``max_new_tokens`` characters; returns ``num_samples`` strings.
+
+        ``prompt=""`` starts from a newline (or the first vocabulary character). Characters outside
+        the vocabulary, ``len(prompt) + max_new_tokens > context_length`` (there is no sliding
+        window), ``temperature <= 0``, ``top_k < 0`` and ``top_p`` outside (0, 1] raise ``ValueError``.
+        """
+        temperature, top_k, top_p, seed = _sampling.validate_sampling(temperature, top_k, top_p, seed)
+        prompt = prompt or self.default_prompt()
+        ids = self.tokenizer.encode(prompt)
+        room = self.context_length - len(ids)
+        if room < 1:
+            raise ValueError(
+                f"The prompt has {len(ids)} characters; it must be shorter than context_length={self.context_length}."
+            )
+        _sampling.validate_positive_int(
+            "max_new_tokens", max_new_tokens, room, f" = context_length {self.context_length} - prompt length {len(ids)} (no sliding window)"
+        )
+        _sampling.validate_positive_int("num_samples", num_samples)
+        out = self._graph_fn(bool(use_cache))(
+            tf.constant(ids), num_samples, max_new_tokens, temperature, top_k, top_p, seed
+        ).numpy()
+        if return_ids:
+            return out
+        return [self.tokenizer.decode(row) for row in out]
+
+    def serving_endpoints(self):
+        """``generate(prompt, max_new_tokens, num_samples, temperature, top_k, top_p, seed)`` → text."""
+        codepoints = np.array([ord(c) for c in self.vocab], dtype="int32")
+        table = np.full(int(codepoints.max()) + 2, -1, dtype="int32")
+        table[codepoints] = np.arange(len(codepoints), dtype="int32")
+        limit = len(table) - 1
+        vocab_msg = f"prompt has characters outside the vocabulary; allowed: {self.vocab!r}"
+
+        def generate(prompt, max_new_tokens, num_samples, temperature, top_k, top_p, seed):
+            cps = tf.strings.unicode_decode(prompt, "UTF-8")
+            ids = tf.gather(tf.constant(table), tf.minimum(cps, limit))
+            p = tf.shape(ids)[0]
+            checks = [
+                tf.debugging.assert_non_negative(ids, message=vocab_msg),
+                tf.debugging.assert_positive(p, message="prompt must not be empty"),
+                tf.debugging.assert_positive(max_new_tokens, message="max_new_tokens must be >= 1"),
+                tf.debugging.assert_positive(num_samples, message="num_samples must be >= 1"),
+                tf.debugging.assert_less_equal(
+                    p + max_new_tokens,
+                    self.context_length,
+                    message=f"len(prompt) + max_new_tokens must be <= context_length={self.context_length}",
+                ),
+                *_sampling.graph_sampling_checks(temperature, top_k, top_p),
+            ]
+            with tf.control_dependencies(checks):
+                out = self.generate_ids(ids, num_samples, max_new_tokens, temperature, top_k, top_p, seed)
+            chars = tf.gather(tf.constant(codepoints), out)
+            return {
+                "tokens": out,
+                "text": tf.strings.unicode_encode(chars, "UTF-8"),
+                "completion": tf.strings.unicode_encode(chars[:, p:], "UTF-8"),
+            }
+
+        sig = [
+            tf.TensorSpec((), tf.string, name="prompt"),
+            tf.TensorSpec((), tf.int32, name="max_new_tokens"),
+            tf.TensorSpec((), tf.int32, name="num_samples"),
+            tf.TensorSpec((), tf.float32, name="temperature"),
+            tf.TensorSpec((), tf.int32, name="top_k"),
+            tf.TensorSpec((), tf.float32, name="top_p"),
+            tf.TensorSpec((), tf.int32, name="seed"),
+        ]
+        return {"generate": (generate, sig)}
+
+
+def _example_inputs(model, batch_size=2, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, model.tokenizer.vocab_size, size=(batch_size, 9)).astype("int32")
+    return ids[:, :-1], ids[:, 1:]
+
+
+def _default_vocab():
+    from kerasvk.data.text import pydoc_corpus
+
+    return CharTokenizer.from_text(pydoc_corpus()).vocab
+
+
+# name → architecture; ``gpt`` is the table's builder, variants are one line each.
+GPT_CONFIGS = {
+    "gpt_nano": dict(context_length=128, num_layers=2, num_heads=4, dim=64),
+    "gpt_mini": dict(context_length=256, num_layers=4, num_heads=4, dim=128),
+}
+
+
+@register(
+    "gpt",
+    task="autoregressive",
+    family="gpt",
+    test_kwargs=dict(vocab="abcdefgh \n", context_length=16, num_layers=1, num_heads=2, dim=16),
+    example_inputs=_example_inputs,
+)
+def gpt(vocab=None, context_length=256, num_layers=4, num_heads=4, dim=128, mlp_ratio=4, dropout=0.0, tie_weights=True, name="gpt"):
+    """Character-level GPT (decoder-only transformer, KV-cache generation); vocab defaults to the pydoc corpus's."""
+    return GPT(
+        vocab if vocab is not None else _default_vocab(),
+        context_length=context_length,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        dim=dim,
+        mlp_ratio=mlp_ratio,
+        dropout=dropout,
+        tie_weights=tie_weights,
+        name=name,
+    )
+
+
+def gpt_variant(variant, **kwargs):
+    """Build a named row of ``GPT_CONFIGS`` (keywords override the row)."""
+    if variant not in GPT_CONFIGS:
+        raise ValueError(f"Unknown GPT variant {variant!r}. Allowed: {', '.join(GPT_CONFIGS)}.")
+    return gpt(**{**GPT_CONFIGS[variant], "name": variant, **kwargs})
