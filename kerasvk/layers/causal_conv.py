@@ -132,25 +132,29 @@ class WaveNetResidualBlock(keras.layers.Layer):
     conditioning vector (e.g. an embedded class id) or None.
     """
 
-    def __init__(self, residual_channels, skip_channels, dilation_rate, kernel_size=2, use_cond=False, **kwargs):
+    def __init__(
+        self, residual_channels, skip_channels, dilation_rate, kernel_size=2, use_cond=False, use_residual=True, **kwargs
+    ):
         super().__init__(**kwargs)
         self.residual_channels = int(residual_channels)
         self.skip_channels = int(skip_channels)
         self.dilation_rate = int(dilation_rate)
         self.kernel_size = int(kernel_size)
         self.use_cond = bool(use_cond)
+        self.use_residual = bool(use_residual)  # False in the last block: only its skip output is used
         self.dilated = CausalConv1D(
             2 * self.residual_channels, self.kernel_size, dilation_rate=self.dilation_rate, name="dilated_conv"
         )
         self.cond_proj = keras.layers.Dense(2 * self.residual_channels, use_bias=False, name="cond_proj") if use_cond else None
         self.gate = GatedActivation(name="gate")
-        self.res_conv = keras.layers.Dense(self.residual_channels, name="res_1x1")
+        self.res_conv = keras.layers.Dense(self.residual_channels, name="res_1x1") if self.use_residual else None
         self.skip_conv = keras.layers.Dense(self.skip_channels, name="skip_1x1")
 
     def build(self, input_shape):
         # (cond_proj builds on its first call: its input width is the conditioning vector's)
         self.dilated.build(input_shape)
-        self.res_conv.build((*input_shape[:-1], self.residual_channels))
+        if self.use_residual:
+            self.res_conv.build((*input_shape[:-1], self.residual_channels))
         self.skip_conv.build((*input_shape[:-1], self.residual_channels))
 
     def _after_conv(self, h, x, cond, expand):
@@ -158,7 +162,7 @@ class WaveNetResidualBlock(keras.layers.Layer):
             c = self.cond_proj(cond)
             h = h + (c[:, None, :] if expand else c)
         z = self.gate(h)
-        return x + self.res_conv(z), self.skip_conv(z)
+        return (x + self.res_conv(z) if self.use_residual else x), self.skip_conv(z)
 
     def call(self, x, cond=None):
         return self._after_conv(self.dilated(x), x, cond, expand=True)
@@ -179,4 +183,5 @@ class WaveNetResidualBlock(keras.layers.Layer):
             "dilation_rate": self.dilation_rate,
             "kernel_size": self.kernel_size,
             "use_cond": self.use_cond,
+            "use_residual": self.use_residual,
         }
