@@ -3,3 +3,9 @@
 from kerasvk.layers.pooling import AdaptiveAveragePooling2D
 
 __all__ = ["AdaptiveAveragePooling2D"]
+
+# Transfer / domain adaptation / ensembles (training techniques).
+from kerasvk.layers.ensemble import CombinePredictions  # noqa: E402
+from kerasvk.layers.gradient_reversal import GradientReversal, reverse_gradient  # noqa: E402
+
+__all__ += ["CombinePredictions", "GradientReversal", "reverse_gradient"]
