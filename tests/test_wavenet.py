@@ -1,0 +1,98 @@
+"""WaveNet: queue-cached generation equals naive recomputation, conditioning, audio data, in-graph generate export."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kerasvk
+from kerasvk.data import audio
+
+
+def _tiny_wavenet(**kw):
+    model = kerasvk.build(
+        "wavenet",
+        **{**dict(quantization_channels=16, residual_channels=8, skip_channels=8, max_dilation=8, num_stacks=2), **kw},
+    )
+    logits = model.get_layer("logits")
+    logits.kernel.assign(logits.kernel * 6.0)  # peaked logits: samples depend on the model
+    return model
+
+
+def test_cached_steps_equal_full_forward():
+    model = _tiny_wavenet(num_classes=3)
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 16, size=(2, 40)).astype("int32")
+    cls = np.array([0, 2], "int32")
+    full = model([codes, cls]).numpy()
+    cond = model.class_embedding(tf.constant(cls))
+    state = (model.causal_conv.initial_state(2, 8), tuple(b.initial_state(2) for b in model.res_blocks))
+    step = model._cached_step(cond)
+    outs = []
+    for t in range(40):
+        logits, state = step(t, tf.constant(codes), state)
+        outs.append(logits.numpy())
+    np.testing.assert_allclose(np.stack(outs, 1), full, atol=1e-4, rtol=1e-4)
+    # the class id matters
+    assert np.abs(model([codes, cls[::-1]]).numpy() - full).max() > 1e-3
+    assert model.receptive_field == 1 + 2 * (1 + 2 + 4 + 8) + 1
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_cached_and_naive_generation_give_identical_samples(num_classes):
+    model = _tiny_wavenet(num_classes=num_classes)
+    kw = dict(num_samples=2, seed=11, temperature=0.9, return_codes=True, prompt=np.linspace(-0.5, 0.5, 4))
+    if num_classes:
+        kw["class_id"] = 2
+    cached = model.generate(60, **kw)
+    naive = model.generate(60, use_cache=False, **kw)
+    assert cached.shape == (2, 64)
+    np.testing.assert_array_equal(cached, naive)
+    assert not np.array_equal(cached[0], cached[1])
+    np.testing.assert_array_equal(cached[:, :4], np.tile(audio.mu_law_encode(np.linspace(-0.5, 0.5, 4), 16), (2, 1)))
+
+
+def test_bad_generation_inputs():
+    model = _tiny_wavenet(num_classes=3)
+    with pytest.raises(ValueError, match=r"class_id must be an integer in \[0, 3\)"):
+        model.generate(10)
+    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+        model.generate(10, class_id=0, temperature=-1.0)
+    with pytest.raises(ValueError, match="num_steps must be an integer >= 1"):
+        model.generate(0, class_id=0)
+
+
+def test_exported_generate_signature(tmp_path):
+    from kerasvk.export import export_model
+
+    model = _tiny_wavenet(max_dilation=4, num_stacks=1)
+    expected = model.generate(30, num_samples=2, seed=5, return_codes=True)
+    path = export_model(model, base=tmp_path, name="wavenet_tiny")
+    gen = tf.saved_model.load(str(path)).signatures["generate"]
+    out = gen(num_samples=tf.constant(2), num_steps=tf.constant(30), temperature=tf.constant(1.0), seed=tf.constant(5))
+    np.testing.assert_array_equal(out["codes"].numpy(), expected)
+    np.testing.assert_allclose(out["audio"].numpy(), audio.mu_law_decode(expected, 16), atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="temperature must be > 0"):
+        gen(num_samples=tf.constant(1), num_steps=tf.constant(3), temperature=tf.constant(0.0), seed=tf.constant(0))
+
+
+def test_synthetic_audio_mu_law_and_wav_round_trip(tmp_path):
+    a, kinds = audio.synthetic_audio(count=6, duration=0.25, sample_rate=16000, seed=3)
+    b, _ = audio.synthetic_audio(count=6, duration=0.25, sample_rate=16000, seed=3)
+    assert a.shape == (6, 4000) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a).max() <= 1.0 and np.abs(a).max(axis=1).min() > 0.2
+    assert set(kinds) <= {0, 1, 2, 3}
+    with pytest.raises(ValueError, match=r"sample_rate must be one of \(8000, 16000\)"):
+        audio.synthetic_audio(sample_rate=44100)
+    codes = audio.mu_law_encode(a)
+    assert codes.min() >= 0 and codes.max() <= 255
+    assert np.abs(audio.mu_law_decode(codes) - a).max() < 0.02  # μ-law step is at most ~0.016 near ±1
+    np.testing.assert_array_equal(audio.tf_mu_law_encode(a).numpy(), codes)
+    path = audio.write_wav(tmp_path / "x.wav", a[0], 16000)
+    wave, rate = audio.read_wav(path)
+    assert rate == 16000 and np.abs(wave - a[0]).max() < 1e-4
+    wave8, rate8 = audio.read_wav(path, sample_rate=8000)
+    assert rate8 == 8000 and len(wave8) == 2000
+    x, y = audio.audio_windows(a, 32, per_wave=2)
+    assert x.shape == (12, 32)
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
