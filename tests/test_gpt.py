@@ -44,6 +44,8 @@ def test_cached_and_naive_generation_give_identical_tokens():
     other = model.generate("abc", 24, **{**kw, "seed": 8})
     assert not np.array_equal(cached, other)
     assert len({tuple(r) for r in cached}) > 1
+    # a one-character prompt (empty prefill) too
+    np.testing.assert_array_equal(model.generate("h", 8, **kw), model.generate("h", 8, use_cache=False, **kw))
 
 
 def test_filter_logits_top_k_and_top_p():

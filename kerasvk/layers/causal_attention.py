@@ -89,11 +89,19 @@ class CausalSelfAttention(keras.layers.Layer):
         return ops.einsum("bhqk,bhkd->bhqd", weights, v)
 
     def call(self, x, training=False):
+        return self.prefill(x, None, training)[0]
+
+    def prefill(self, x, max_length=None, training=False):
+        """Causal attention over ``x``; with ``max_length`` also its keys/values as a zero-padded cache."""
         q, k, v = self._split(self.qkv(x))
         t = ops.shape(x)[1]
         i = ops.arange(t)
         mask = (i[:, None] >= i[None, :])[None, None]
-        return self.out(self._merge(self._attend(q, k, v, mask, training)))
+        y = self.out(self._merge(self._attend(q, k, v, mask, training)))
+        if max_length is None:
+            return y, None, None
+        pad = [[0, 0], [0, 0], [0, max_length - t], [0, 0]]
+        return y, ops.pad(k, pad), ops.pad(v, pad)
 
     def initial_cache(self, batch_size, max_length, dtype="float32"):
         shape = (batch_size, self.num_heads, max_length, self.head_dim)
@@ -147,6 +155,12 @@ class TransformerDecoderBlock(keras.layers.Layer):
     def call(self, x, training=False):
         x = x + self.drop(self.attn(self.ln1(x), training=training), training=training)
         return x + self._mlp(x, training)
+
+    def prefill(self, x, max_length):
+        """``call`` over a prompt, also returning the attention's key/value cache (length ``max_length``)."""
+        a, k_cache, v_cache = self.attn.prefill(self.ln1(x), max_length)
+        x = x + a
+        return x + self._mlp(x), k_cache, v_cache
 
     def step(self, x_t, k_cache, v_cache, index):
         a, k_cache, v_cache = self.attn.step(self.ln1(x_t), k_cache, v_cache, index)

@@ -117,6 +117,12 @@ class CausalConv1D(keras.layers.Conv1D):
             y = self.activation(y)
         return y, full[:, 1:, :]
 
+    def prefill(self, x):
+        """Full-sequence output and the queue after ``x`` ``(B, T, in)``: its last ``(k-1)·d`` inputs."""
+        q = self.queue_length
+        padded = ops.concatenate([ops.zeros((ops.shape(x)[0], q, ops.shape(x)[2]), x.dtype), x], axis=1)
+        return self(x), padded[:, ops.shape(padded)[1] - q :, :]
+
     def get_config(self):
         config = super().get_config()
         config.pop("padding", None)
@@ -169,6 +175,12 @@ class WaveNetResidualBlock(keras.layers.Layer):
 
     def initial_state(self, batch_size, dtype="float32"):
         return self.dilated.initial_state(batch_size, self.residual_channels, dtype)
+
+    def prefill(self, x, cond=None):
+        """``call`` over a prompt, also returning the dilated conv's queue for ``step``."""
+        h, queue = self.dilated.prefill(x)
+        res, skip = self._after_conv(h, x, cond, expand=True)
+        return res, skip, queue
 
     def step(self, x_t, queue, cond=None):
         h, queue = self.dilated.step(x_t, queue)

@@ -78,8 +78,8 @@ def sequence_loop(step_fn, state, tokens, prompt_len, start, temperature, top_k,
 
     ``step_fn(t, tokens, state) -> (logits (batch, vocab), state)`` predicts position ``t + 1`` from
     positions ``<= t``. Positions ``< prompt_len`` are kept (the prompt), later ones are sampled with
-    the noise of step ``t``. ``start`` is the first ``t``: 0 for a cached path that must feed the
-    prompt through its cache, ``prompt_len - 1`` for the naive path.
+    the noise of step ``t``. ``start`` is the first ``t``, normally ``prompt_len - 1``: a cached path
+    first *prefills* its cache with the prompt's first ``prompt_len - 1`` tokens in one parallel pass.
     """
     total = tf.shape(tokens)[1]
     positions = tf.range(total)

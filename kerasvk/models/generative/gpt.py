@@ -126,6 +126,15 @@ class GPT(keras.Model):
             new.append((k, v))
         return self._logits(self.ln_f(h))[:, -1, :], tuple(new)
 
+    def prefill(self, tokens, max_length):
+        """Key/value caches (length ``max_length``) holding ``tokens`` ``(B, T)`` at positions ``0..T-1``."""
+        h = self.embedding.embed(tokens, 0)
+        caches = []
+        for block in self.blocks:
+            h, k, v = block.prefill(h, max_length)
+            caches.append((k, v))
+        return tuple(caches)
+
     def _naive_step(self, t, tokens, state):
         return self(tokens[:, : t + 1], training=False)[:, -1, :], state
 
@@ -137,10 +146,9 @@ class GPT(keras.Model):
         tokens = tf.pad(prompt_ids, [[0, total - p]])
         tokens = tf.tile(tokens[None, :], [num_samples, 1])
         if use_cache:
-            state = tuple(
-                block.attn.initial_cache(num_samples, total, dtype=self.compute_dtype) for block in self.blocks
+            return _sampling.sequence_loop(
+                self._cached_step, self.prefill(tokens[:, : p - 1], total), tokens, p, p - 1, temperature, top_k, top_p, seed
             )
-            return _sampling.sequence_loop(self._cached_step, state, tokens, p, 0, temperature, top_k, top_p, seed)
         return _sampling.sequence_loop(
             self._naive_step, tf.zeros((), tf.int32), tokens, p, p - 1, temperature, top_k, top_p, seed
         )

@@ -167,6 +167,15 @@ class WaveNet(keras.Model):
 
         return step
 
+    def prefill(self, codes, cond=None):
+        """Every layer's queue after reading ``codes`` ``(B, T)`` (T may be 0): the cached loop's start state."""
+        h, q0 = self.causal_conv.prefill(self.input_embedding(codes))
+        queues = []
+        for block in self.res_blocks:
+            h, _, q = block.prefill(h, cond)
+            queues.append(q)
+        return q0, tuple(queues)
+
     def _naive_step(self, class_id):
         rf = self.receptive_field
 
@@ -187,12 +196,8 @@ class WaveNet(keras.Model):
             class_id = tf.broadcast_to(tf.cast(class_id, tf.int32), [num_samples])
         if use_cache:
             cond = self.class_embedding(class_id) if self.num_classes else None
-            dtype = self.compute_dtype
-            state = (
-                self.causal_conv.initial_state(num_samples, self.residual_channels, dtype),
-                tuple(b.initial_state(num_samples, dtype) for b in self.res_blocks),
-            )
-            return _sampling.sequence_loop(self._cached_step(cond), state, codes, p, 0, temperature, top_k, top_p, seed)
+            state = self.prefill(codes[:, : p - 1], cond)
+            return _sampling.sequence_loop(self._cached_step(cond), state, codes, p, p - 1, temperature, top_k, top_p, seed)
         return _sampling.sequence_loop(
             self._naive_step(class_id), tf.zeros((), tf.int32), codes, p, p - 1, temperature, top_k, top_p, seed
         )
