@@ -1,0 +1,135 @@
+"""Augmentation throughput: the kerasvk tf.data pipeline vs a classic per-image OpenCV loop.
+
+Both sides do the "standard" config — rotation ±15°, zoom ±20%, brightness and contrast ±20% — on
+uint8 images and hand out float32 [0, 1] batches of 64:
+
+- kerasvk: ``make_pipeline(..., training=True, augment=Augmenter("standard"))`` — cache → shuffle →
+  batch → one XLA-compiled fused affine+colour+/255 per batch (AUTOTUNE) → prefetch.
+- OpenCV: for each image in Python, ``cv2.warpAffine`` rotation, ``cv2.resize`` scaling (centre crop or
+  reflect-pad back to size), NumPy brightness/contrast in float32, then ``np.stack`` into a batch.
+
+Rounds alternate between the two sides in one process, so whatever else runs on the machine slows
+both alike; the table reports the median images/s of each side and their ratio (kerasvk / OpenCV).
+
+    python bench/augment_throughput.py                 # 32×32 and 224×224, 5 rounds
+    python bench/augment_throughput.py --sizes 224 --rounds 3
+
+Needs the ``bench`` extra (``pip install -e .[bench]`` → opencv-python-headless).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+
+ROTATION, ZOOM, BRIGHTNESS, CONTRAST = 15.0, 0.2, 0.2, 0.2
+BATCH = 64
+
+
+def opencv_epoch(x, rng, batch=BATCH):
+    """One shuffled epoch of the per-image OpenCV/NumPy loop; returns the number of images produced."""
+    import cv2
+
+    n, h, w = x.shape[:3]
+    order = rng.permutation(n)
+    done = 0
+    for start in range(0, n, batch):
+        out = []
+        for i in order[start : start + batch]:
+            img = x[i]
+            m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), rng.uniform(-ROTATION, ROTATION), 1.0)
+            img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+            s = rng.uniform(1 - ZOOM, 1 + ZOOM)
+            zh, zw = max(1, round(h * s)), max(1, round(w * s))
+            img = cv2.resize(img, (zw, zh), interpolation=cv2.INTER_LINEAR)
+            if zh >= h:
+                top, left = (zh - h) // 2, (zw - w) // 2
+                img = img[top : top + h, left : left + w]
+            else:
+                t, lft = (h - zh) // 2, (w - zw) // 2
+                img = cv2.copyMakeBorder(img, t, h - zh - t, lft, w - zw - lft, cv2.BORDER_REFLECT_101)
+            if img.ndim == 2:
+                img = img[..., None]
+            f = img.astype(np.float32)
+            mean = f.mean(axis=(0, 1), keepdims=True)
+            c = rng.uniform(1 - CONTRAST, 1 + CONTRAST)
+            b = rng.uniform(1 - BRIGHTNESS, 1 + BRIGHTNESS)
+            f -= mean
+            f *= c
+            f += mean
+            f *= b / 255.0
+            np.clip(f, 0.0, 1.0, out=f)
+            out.append(f)
+        np.stack(out)
+        done += len(out)
+    return done
+
+
+def make_kerasvk_pipeline(x, y, seed=0):
+    import tensorflow as tf
+
+    from kerasvk.data import Augmenter, make_pipeline
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    return make_pipeline(ds, batch_size=BATCH, training=True, seed=seed, augment=Augmenter("standard", seed=seed))
+
+
+def kerasvk_epoch(ds):
+    n = 0
+    for images, _ in ds:
+        n += int(images.shape[0])
+    return n
+
+
+def run(size, count, rounds, seed=0):
+    rng = np.random.default_rng(seed)
+    # Smooth random images (not white noise): a low-res field upsampled, like natural image statistics.
+    import cv2
+
+    low = rng.integers(0, 256, (count, max(2, size // 8), max(2, size // 8), 3), dtype=np.uint8)
+    x = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_CUBIC) for im in low])
+    y = rng.integers(0, 10, count).astype("int32")
+    ds = make_kerasvk_pipeline(x, y, seed)
+    kerasvk_epoch(ds)  # warm-up: XLA compile, cache fill
+    opencv_epoch(x[:BATCH], rng)
+    kv, cv = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        n = kerasvk_epoch(ds)
+        kv.append(n / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        n = opencv_epoch(x, rng)
+        cv.append(n / (time.perf_counter() - t0))
+    return statistics.median(kv), statistics.median(cv), kv, cv
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--images", type=int, default=None, help="images per round (default 4096 at ≤64 px, else 512)")
+    a = p.parse_args(argv)
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        sys.exit("This benchmark needs OpenCV: pip install -e '.[bench]'")
+    print(f"standard augmentation (rotation ±{ROTATION:g}°, zoom ±{ZOOM:.0%}, brightness/contrast ±{BRIGHTNESS:.0%}), "
+          f"batch {BATCH}, {os.cpu_count()} CPU cores, {a.rounds} alternating rounds")
+    print(f"{'size':>9} | {'kerasvk img/s':>13} | {'OpenCV img/s':>12} | ratio")
+    for size in a.sizes:
+        count = a.images or (4096 if size <= 64 else 512)
+        kv, cv, kvs, cvs = run(size, count, a.rounds)
+        print(f"{size:>4}×{size:<4} | {kv:13.0f} | {cv:12.0f} | {kv / cv:.2f}x", flush=True)
+        print(f"{'':>9}   rounds kerasvk {[round(v) for v in kvs]}  OpenCV {[round(v) for v in cvs]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
