@@ -201,12 +201,13 @@ class Augmenter:
             )
 
     def __call__(self, images, labels):
+        import keras
         from keras import ops
 
         from kerasvk.layers.augment import augment_batch, compiled
 
         self._check_channels(int(images.shape[-1]))
-        if self.mixers and "int" in str(labels.dtype):
+        if self.mixers and "int" in keras.backend.standardize_dtype(labels.dtype):
             if self.num_classes is None:
                 raise ValueError(
                     "cutmix/mixup mix labels, so they need one-hot labels: pass one_hot=True to "
@@ -216,7 +217,7 @@ class Augmenter:
         if not self.active:
             return images, labels
         last = not self.tail and not self.mixers
-        kw = dict(self.affine.resample_kwargs(int(images.shape[1]), int(images.shape[2])), value_range=(0.0, 255.0), scale=(1.0 / 255.0) if last else 1.0)
+        kw = dict(self.affine.resample_kwargs(int(images.shape[1]), int(images.shape[2])), value_range=(0.0, 255.0), divide_by=255.0 if last else 1.0)
         transforms = self.affine.random_transforms(images) if self.affine.active else None
         bright, contrast = self.color.random_factors(images) if self.color.active else (None, None)
         x = compiled(augment_batch)(images, transforms, bright, contrast, **kw)
@@ -226,7 +227,7 @@ class Augmenter:
             out = mixer({"images": x, "labels": ops.cast(labels, "float32")}, training=True)
             x, labels = out["images"], out["labels"]
         if not last:
-            x = ops.cast(x, "float32") * (1.0 / 255.0)
+            x = ops.cast(x, "float32") / 255.0
         return x, labels
 
     def layers(self, value_range=(0, 1)):

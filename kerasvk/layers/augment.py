@@ -161,8 +161,8 @@ def adjust_color(images, *, brightness=None, contrast=None, value_range=(0.0, 25
 
 
 def augment_batch(images, transforms=None, brightness=None, contrast=None, *, fill_mode="reflect", fill_value=0.0,
-                  interpolation="bilinear", value_range=(0.0, 255.0), scale=1.0, reflect_once=False):
-    """Colour (brightness, contrast) → affine resample → ``× scale`` as one function (float32 out).
+                  interpolation="bilinear", value_range=(0.0, 255.0), divide_by=1.0, reflect_once=False):
+    """Colour (brightness, contrast) → affine resample → ``/ divide_by`` as one function (float32 out).
 
     Exactly ``RandomAffine(RandomColor(images))`` for the given factors and transforms: colour is a
     per-image/channel ``clip(A·I + B)`` applied to each of the four neighbours as they are read, so
@@ -181,7 +181,7 @@ def augment_batch(images, transforms=None, brightness=None, contrast=None, *, fi
 
     if transforms is None:
         out = color(ops.cast(images, "float32"))
-        return out * scale if scale != 1.0 else out
+        return out / divide_by if divide_by != 1.0 else out
     shape = ops.shape(images)
     h, w, ch = int(images.shape[1]), int(images.shape[2]), int(images.shape[3])
     if h < 2 or w < 2:
@@ -218,7 +218,7 @@ def augment_batch(images, transforms=None, brightness=None, contrast=None, *, fi
         top = read(y0i, x0i) * (1.0 - fx) + read(y0i, x0i + 1) * fx
         bottom = read(y0i + 1, x0i) * (1.0 - fx) + read(y0i + 1, x0i + 1) * fx
         out = top * (1.0 - fy) + bottom * fy
-    return out * scale if scale != 1.0 else out
+    return out / divide_by if divide_by != 1.0 else out
 
 
 def affine_resample(images, transforms, *, fill_mode="reflect", fill_value=0.0, interpolation="bilinear",
@@ -230,9 +230,10 @@ def affine_resample(images, transforms, *, fill_mode="reflect", fill_value=0.0, 
 
 def _round_to(x, dtype):
     """float → ``dtype``; integers are rounded (half up) and saturated, not truncated."""
-    if "int" in str(dtype):
+    dtype = keras.backend.standardize_dtype(dtype)
+    if "int" in dtype:
         info = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int16": (-32768, 32767)}
-        lo, hi = info.get(str(dtype), (None, None))
+        lo, hi = info.get(dtype, (None, None))
         x = ops.floor(x + 0.5)
         if lo is not None:
             x = ops.clip(x, lo, hi)
@@ -415,7 +416,7 @@ class RandomColor(keras.layers.Layer):
 
     def call(self, inputs, training=True):
         if not training or not self.active:
-            return ops.cast(inputs, "float32") if "int" in str(inputs.dtype) else inputs
+            return ops.cast(inputs, "float32") if "int" in keras.backend.standardize_dtype(inputs.dtype) else inputs
         bright, contrast = self.random_factors(inputs)
         return adjust_color(inputs, brightness=bright, contrast=contrast, value_range=self.value_range)
 
