@@ -1,0 +1,310 @@
+"""The ``kerasvk`` command: list / info / train / evaluate / export / check-export.
+
+User errors (unknown model or data name, bad value, missing or corrupt file) print one line on
+stderr and exit with code 2 — never a traceback. Subcommands are small functions registered in
+``COMMANDS``; a new one is an ``add_*``/``run_*`` pair plus one entry there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+class UserError(Exception):
+    """An error in what the user asked for (printed as one line, exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage + message otherwise)
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _quiet_tf():
+    """Import TensorFlow with its C++ start-up chatter (CUDA probing on CPU machines) silenced.
+
+    Those lines are written to file descriptor 2 by native code before Python's logging exists, so
+    the descriptor itself is pointed at /dev/null while TensorFlow loads and probes devices. Python
+    exceptions raised meanwhile still propagate and are reported normally.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+            tf.constant(0)  # first op: device initialisation logs happen here
+        except ImportError:
+            pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _size(text):
+    try:
+        parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SIZE or HxW (e.g. 32 or 32x32), got {text!r}") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected SIZE or HxW (e.g. 32 or 32x32), got {text!r}")
+    return tuple(parts)
+
+
+# ---------------------------------------------------------------------------------------------- list
+def add_list(p):
+    p.add_argument("--task", help="only models of this task (classification, generative, autoregressive, ...)")
+
+
+def run_list(args):
+    from kerasvk.registry import get_spec, list_models
+
+    names = list_models(args.task)
+    width = max((len(n) for n in names), default=4)
+    for n in names:
+        s = get_spec(n)
+        print(f"{n:<{width}}  {s.task:<15} {s.family:<14} {s.description}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- info
+def add_info(p):
+    p.add_argument("name", help="registered model name (see `kerasvk list`)")
+
+
+def run_info(args):
+    from kerasvk.registry import model_info
+
+    info = model_info(args.name)
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- train
+def add_train(p):
+    p.add_argument("model", help="registered classifier name (see `kerasvk list --task classification`)")
+    p.add_argument("--data", default="digits", help="digits | patterns[:classes=5,count=N] | folder:PATH | tfds:NAME")
+    p.add_argument("--epochs", type=_positive_int, default=30)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="(peak) learning rate")
+    p.add_argument("--optimizer", default="adam", help="adam | adamw | sgd | rmsprop")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
+    p.add_argument("--image-size", type=_size, help="resize images to SIZE or HxW (default: the dataset's)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
+    p.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of the progress bar")
+    p.add_argument("--augment", default=None, help="light | standard | strong | none, plus overrides: e.g. standard,rotation=30,cutmix=1.0")
+    p.add_argument("--schedule", default=None, help="per-step LR schedule: cosine | step[:gamma=G,step_size=EPOCHS] | exponential[:k=PER_EPOCH] | constant")
+    p.add_argument("--warmup", type=int, default=0, metavar="EPOCHS", help="linear LR warm-up epochs (with --schedule)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, metavar="ALPHA", help="targets y(1-α)+α/K")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty λ on every kernel (λΣw²)")
+
+
+def train_kwargs(args) -> dict:
+    """Keyword arguments for ``kerasvk.training.train`` from the parsed train options."""
+    return dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        out=args.out,
+        image_size=args.image_size,
+        channels=args.channels,
+        early_stopping=args.early_stopping,
+        verbose=2 if args.quiet else "auto",
+        augment=args.augment,
+        schedule=args.schedule,
+        warmup=args.warmup,
+        label_smoothing=args.label_smoothing,
+        l2=args.l2,
+    )
+
+
+def run_train(args):
+    from kerasvk.evaluation import format_report
+    from kerasvk.training import train
+
+    report = train(args.model, args.data, **train_kwargs(args))
+    out = args.out or f"runs/{args.model}-{args.data.replace(':', '_').replace('/', '_')}"
+    print(format_report(report))
+    print(f"trained in {report['train_seconds']:.1f}s; run folder: {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+def add_evaluate(p):
+    p.add_argument("run", help="run folder made by `kerasvk train`")
+    p.add_argument("--data", help="evaluate on another source (default: the run's own test split)")
+    p.add_argument("--batch-size", type=_positive_int)
+
+
+def run_evaluate(args):
+    from kerasvk.evaluation import format_report
+    from kerasvk.training import evaluate_run
+
+    report = evaluate_run(args.run, data=args.data, batch_size=args.batch_size)
+    print(format_report(report))
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- export
+def add_export(p):
+    p.add_argument("run", help="run folder made by `kerasvk train`")
+    p.add_argument("--base", default="saved_models", help="TF Serving base path (default saved_models)")
+    p.add_argument("--name", help="model name under the base path (default: the run's model name)")
+    p.add_argument("--version", type=_positive_int, help="version number (default: next free integer)")
+
+
+def run_export(args):
+    from kerasvk.training import export_run
+
+    path = export_run(args.run, base=args.base, name=args.name, version=args.version)
+    print(path)
+    return 0
+
+
+# -------------------------------------------------------------------------------------- check-export
+def add_check_export(p):
+    p.add_argument("path", help="exported version folder, e.g. saved_models/lenet5/1")
+    p.add_argument("--run", help="run folder whose model.keras the export must match on its test images")
+
+
+def run_check_export(args):
+    import numpy as np
+
+    from kerasvk.export import check_export
+
+    model = inputs = None
+    if args.run:
+        from kerasvk import data as kdata
+        from kerasvk.training import load_run_model
+
+        model, config = load_run_model(args.run)
+        ds = kdata.load(
+            config["data"],
+            image_size=tuple(config["image_size"]),
+            channels=config["channels"],
+            batch_size=32,
+            val_split=config["val_split"],
+            test_split=config["test_split"],
+            seed=config["seed"],
+        )
+        inputs = np.asarray(next(iter(ds.test))[0])
+    report = check_export(args.path, model=model, inputs=inputs)
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+# -------------------------------------------------------------------- augment-preview / plot-schedule
+def add_augment_preview(p):
+    p.add_argument("--data", default="digits", help="embedded source: digits | patterns[:classes=5,count=N]")
+    p.add_argument("--augment", default="standard", help="augmentation config (see `kerasvk train --help`)")
+    p.add_argument("--out", default="augment_preview.png", help="PNG path (default augment_preview.png)")
+    p.add_argument("--samples", type=_positive_int, default=8, help="rows: training images")
+    p.add_argument("--variants", type=_positive_int, default=5, help="columns: augmented versions of each")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_augment_preview(args):
+    from kerasvk.data.augment import save_preview
+
+    path = save_preview(args.data, args.augment, args.out, samples=args.samples, variants=args.variants, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def add_plot_schedule(p):
+    p.add_argument("schedule", help="cosine | step[:gamma=G,step_size=S] | exponential[:k=K] | constant")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate")
+    p.add_argument("--epochs", type=_positive_int, default=50, help="length T of the schedule")
+    p.add_argument("--warmup", type=int, default=0, help="linear warm-up length")
+    p.add_argument("--out", default="schedule.png", help="PNG path (default schedule.png)")
+
+
+def run_plot_schedule(args):
+    from kerasvk.training.schedules import plot_schedule
+
+    path = plot_schedule(args.schedule, args.lr, args.epochs, args.out, warmup=args.warmup)
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {
+    "list": (add_list, run_list, "list registered models"),
+    "info": (add_info, run_info, "task, family, default input shape and parameter count of a model"),
+    "train": (add_train, run_train, "train a classifier on a data source into a run folder"),
+    "evaluate": (add_evaluate, run_evaluate, "accuracy, per-class/macro P/R/F1, top-k, confusion matrix of a run"),
+    "export": (add_export, run_export, "export a run as a TF Serving SavedModel (BASE/NAME/VERSION)"),
+    "check-export": (add_check_export, run_check_export, "load an export and compare it with its run's model"),
+    "augment-preview": (add_augment_preview, run_augment_preview, "PNG grid of augmented training samples"),
+    "plot-schedule": (add_plot_schedule, run_plot_schedule, "draw a learning-rate schedule into a PNG"),
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kerasvk", description="Keras 3 toolkit: build, train, evaluate and export image models.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (add, run, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv=None) -> int:
+    _quiet_tf()
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 2
+        return int(args._run(args) or 0)
+    except (UserError, ValueError, FileNotFoundError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"kerasvk: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kerasvk: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
