@@ -115,7 +115,10 @@ def default_callbacks(out: Path, *, early_stopping=None, extra=()):
     import keras
 
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    from kerasvk.training.schedules import LearningRateLogger
+
     cbs = [
+        LearningRateLogger(),  # first, so History/CSVLogger see logs["learning_rate"]
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(
             str(out / "checkpoints" / "best.keras"), monitor="val_loss", save_best_only=True
@@ -151,6 +154,9 @@ def train(
     augment=None,
     one_hot=False,
     callbacks=(),
+    schedule=None,
+    warmup=0,
+    l2=0.0,
     model_kwargs=None,
     verbose="auto",
 ) -> dict:
@@ -173,6 +179,10 @@ def train(
     out = Path(out or Path("runs") / f"{model}-{source_name.replace(':', '_').replace('/', '_')}")
     out.mkdir(parents=True, exist_ok=True)
 
+    from kerasvk.data.augment import describe, make_augmenter
+
+    augment = make_augmenter(augment, seed=seed)  # a config string/dict → Augmenter (None: no-op config)
+    one_hot = one_hot or bool(augment is not None and augment.needs_one_hot)  # CutMix/MixUp mix labels
     if image_size is None and spec.task == "classification" and isinstance(data, str) and data.startswith("folder:"):
         image_size = (spec.default_input_shape or (224, 224, 3))[:2]
     ds = kdata.load(
@@ -190,6 +200,23 @@ def train(
     kw.setdefault("input_shape", ds.input_shape)
     kw.setdefault("num_classes", ds.num_classes)
     net = kerasvk.build(model, **kw)
+    if l2:
+        from kerasvk.training.regularization import apply_weight_regularization
+
+        apply_weight_regularization(net, l2=l2)
+    lr_value = lr
+    if schedule:
+        from kerasvk.training.schedules import make_schedule, parse_schedule
+
+        name, opts = parse_schedule(schedule)
+        if not isinstance(warmup, int) or warmup < 0:
+            raise ValueError(f"warmup must be a whole number of epochs >= 0. Received: warmup={warmup!r}")
+        steps = -(-ds.counts["train"] // batch_size)  # the schedule is per step; options count epochs
+        if "step_size" in opts:
+            opts["step_size"] = int(opts["step_size"]) * steps
+        if "k" in opts:
+            opts["k"] = opts["k"] / steps
+        lr = make_schedule(name, lr, epochs * steps, warmup=warmup * steps, **opts)
     loss, metrics = classification_loss_and_metrics(one_hot or bool(label_smoothing), label_smoothing)
     net.compile(optimizer=make_optimizer(optimizer, lr), loss=loss, metrics=metrics)
 
@@ -204,9 +231,13 @@ def train(
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
-        "lr": lr if isinstance(lr, (int, float)) else repr(lr),
+        "lr": lr_value if isinstance(lr_value, (int, float)) else repr(lr_value),
         "optimizer": optimizer,
         "label_smoothing": label_smoothing,
+        "augment": describe(augment.config) if augment is not None else "none",
+        "schedule": schedule,
+        "warmup": warmup,
+        "l2": l2,
         "class_names": ds.class_names,
         "counts": ds.counts,
         "parameters": int(net.count_params()),

@@ -1,0 +1,63 @@
+"""Same model, same data, same seed: plain training vs augmentation + cosine schedule + label smoothing.
+
+Both runs train ``simple_cnn`` on the embedded scikit-learn digits (32×32×1, stratified seeded split)
+for the same number of epochs with Adam:
+
+- baseline: constant learning rate, sparse cross-entropy, no augmentation;
+- regularized: ``--augment standard`` (rotation ±15°, zoom ±20%, brightness/contrast ±20%, train batches
+  only), cosine decay with a 2-epoch linear warm-up (per step), label smoothing 0.1.
+
+It prints both test accuracies (and the final learning rate, which the regularized run logs per epoch).
+
+Run: ``python recipes/augmentation_comparison.py [--epochs 30] [--model simple_cnn]`` (about 2 minutes on
+2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+
+import kerasvk  # noqa: E402
+from kerasvk.data import Augmenter, load  # noqa: E402
+from kerasvk.training import classification_loss_and_metrics  # noqa: E402
+from kerasvk.training.schedules import LearningRateLogger, make_schedule  # noqa: E402
+
+
+def run(model_name, epochs, seed, *, augment=None, schedule=None, label_smoothing=0.0, lr=2e-3):
+    keras.utils.set_random_seed(seed)
+    data = load("digits", batch_size=64, seed=seed, augment=Augmenter(augment, seed=seed) if augment else None,
+                one_hot=bool(label_smoothing))
+    model = kerasvk.build(model_name, input_shape=data.input_shape, num_classes=data.num_classes)
+    steps = -(-data.counts["train"] // 64)
+    rate = make_schedule(schedule, lr, epochs * steps, warmup=2 * steps) if schedule else lr
+    loss, metrics = classification_loss_and_metrics(one_hot=bool(label_smoothing), label_smoothing=label_smoothing)
+    model.compile(keras.optimizers.Adam(rate), loss, metrics=metrics)
+    hist = model.fit(data.train, validation_data=data.val, epochs=epochs, verbose=0, callbacks=[LearningRateLogger()])
+    test = model.evaluate(data.test, verbose=0, return_dict=True)
+    return test["accuracy"], hist.history
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="simple_cnn")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    t0 = time.time()
+    base_acc, _ = run(a.model, a.epochs, a.seed)
+    reg_acc, hist = run(a.model, a.epochs, a.seed, augment="standard", schedule="cosine", label_smoothing=0.1)
+    print(f"{a.model} on digits, {a.epochs} epochs, seed {a.seed}")
+    print(f"  baseline (no augmentation, constant lr, no smoothing):       test accuracy {base_acc:.4f}")
+    print(f"  standard augmentation + cosine(warm-up 2) + smoothing 0.1:   test accuracy {reg_acc:.4f}")
+    print(f"  regularized run's lr: epoch 1 {hist['learning_rate'][0]:.2e} → last {hist['learning_rate'][-1]:.2e}")
+    print(f"  ({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
