@@ -317,3 +317,16 @@ def test_preview_grid_png(tmp_path):
 
     path = save_preview("digits", "standard", tmp_path / "p.png", samples=3, variants=2)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_augment_preview_and_bad_augment(tmp_path, capsys):
+    from kerasvk.cli import main
+
+    out = tmp_path / "grid.png"
+    assert main(["augment-preview", "--data", "digits", "--augment", "light", "--samples", "2", "--variants", "2",
+                 "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert main(["train", "lenet5", "--augment", "standrd", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Did you mean standard" in err[0]
+    assert not (tmp_path / "run").exists()  # nothing written for a bad config

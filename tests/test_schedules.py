@@ -122,3 +122,16 @@ def test_reduce_on_plateau_is_keras():
 
     cb = reduce_on_plateau(patience=2)
     assert isinstance(cb, keras.callbacks.ReduceLROnPlateau) and cb.patience == 2
+
+
+def test_cli_plot_schedule_and_bad_schedule(tmp_path, capsys):
+    from kerasvk.cli import main
+
+    out = tmp_path / "lr.png"
+    assert main(["plot-schedule", "step:gamma=0.5,step_size=5", "--epochs", "20", "--warmup", "2", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot-schedule", "cosin", "--out", str(out)]) == 2
+    assert main(["train", "lenet5", "--schedule", "linear", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("kerasvk: error:") for line in err)
+    assert not (tmp_path / "run").exists()

@@ -174,15 +174,19 @@ def train(
             f"`train` fits classifiers; {model!r} is a {spec.task} model (see its recipe). "
             f"Classifiers: {', '.join(kerasvk.list_models('classification'))}."
         )
+    from kerasvk.data.augment import describe, make_augmenter
+
+    augment = make_augmenter(augment, seed=seed)  # a config string/dict → Augmenter (None: no-op config)
+    one_hot = one_hot or bool(augment is not None and augment.needs_one_hot)  # CutMix/MixUp mix labels
+    if schedule:
+        from kerasvk.training.schedules import parse_schedule
+
+        parse_schedule(schedule)  # fail before anything is written
     set_seed(seed)
     source_name = data if isinstance(data, str) else "arrays"
     out = Path(out or Path("runs") / f"{model}-{source_name.replace(':', '_').replace('/', '_')}")
     out.mkdir(parents=True, exist_ok=True)
 
-    from kerasvk.data.augment import describe, make_augmenter
-
-    augment = make_augmenter(augment, seed=seed)  # a config string/dict → Augmenter (None: no-op config)
-    one_hot = one_hot or bool(augment is not None and augment.needs_one_hot)  # CutMix/MixUp mix labels
     if image_size is None and spec.task == "classification" and isinstance(data, str) and data.startswith("folder:"):
         image_size = (spec.default_input_shape or (224, 224, 3))[:2]
     ds = kdata.load(
