@@ -133,7 +133,7 @@ def list_models(task: str | None = None) -> list[str]:
     return sorted(n for n, s in _REGISTRY.items() if task is None or s.task == task)
 
 
-def build(name: str, **kwargs):
+def build(name: str, /, **kwargs):
     """Build model ``name``; keyword arguments go to its builder (input_shape, num_classes, ...)."""
     spec = get_spec(name)
     sig = inspect.signature(spec.builder)
@@ -148,7 +148,7 @@ def build(name: str, **kwargs):
     return spec.builder(**kwargs)
 
 
-def model_info(name: str, **kwargs) -> dict:
+def model_info(name: str, /, **kwargs) -> dict:
     """Task, family, default input shape and parameter count (at the defaults, or at ``kwargs``)."""
     spec = get_spec(name)
     key = f"{name}:{sorted(kwargs.items())!r}"

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+
+from kerasvk import data
+
+
+def test_digits_shape_range_and_labels():
+    x, y, names = data.load_arrays("digits")
+    assert x.shape == (1797, 32, 32, 1) and x.dtype == np.uint8
+    assert x.max() == 255 and x.min() == 0
+    assert names == [str(i) for i in range(10)] and set(y) == set(range(10))
+    x3, _, _ = data.load_arrays("digits", image_size=(28, 28), channels=3)
+    assert x3.shape == (1797, 28, 28, 3)
+
+
+def test_patterns_seeded_and_sized():
+    a, ya, names = data.load_arrays("patterns:classes=5,count=50", image_size=(20, 24))
+    b, yb, _ = data.load_arrays("patterns:classes=5,count=50", image_size=(20, 24))
+    c, _, _ = data.load_arrays("patterns:classes=5,count=50", image_size=(20, 24), seed=1)
+    assert a.shape == (50, 20, 24, 3) and names == list(data.PATTERN_CLASSES_5)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(a, c)
+    assert np.bincount(ya).tolist() == [10] * 5
+
+
+def test_split_is_stratified_stable_and_disjoint():
+    y = np.repeat(np.arange(4), 25)
+    tr, va, te = data.split_indices(y, 0.2, 0.2, seed=3)
+    tr2, va2, te2 = data.split_indices(y, 0.2, 0.2, seed=3)
+    assert all(np.array_equal(a, b) for a, b in ((tr, tr2), (va, va2), (te, te2)))
+    assert len(set(tr) | set(va) | set(te)) == 100 and len(tr) + len(va) + len(te) == 100
+    assert np.bincount(y[te]).tolist() == [5] * 4
+    with pytest.raises(ValueError, match="must be < 1"):
+        data.split_indices(y, 0.5, 0.5)
+
+
+def test_load_pipeline_batches_floats_and_counts():
+    d = data.load("patterns:classes=5,count=100", batch_size=16)
+    assert d.input_shape == (32, 32, 3) and d.num_classes == 5
+    assert d.counts == {"train": 70, "val": 10, "test": 20}
+    x, y = next(iter(d.train))
+    assert x.dtype.name == "float32" and x.shape == (16, 32, 32, 3)
+    assert 0.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
+    assert sum(int(b[1].shape[0]) for b in d.test) == 20
+
+
+def test_arrays_source_and_one_hot():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (40, 8, 8)).astype("float32")
+    y = np.arange(40) % 2
+    d = data.load((x, y), batch_size=8, one_hot=True, class_names=["a", "b"])
+    xb, yb = next(iter(d.val))
+    assert xb.shape[1:] == (8, 8, 1) and yb.shape[1:] == (2,)
+    assert d.class_names == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "source,match",
+    [
+        ("digitz", "Did you mean digits"),
+        ("patterns:classes=7", "num_classes must be 5 or 10"),
+        ("patterns:size=3", "Allowed options"),
+        ("folder:", "needs a value"),
+        (42, "Unknown data source"),
+    ],
+)
+def test_bad_sources(source, match):
+    with pytest.raises(ValueError, match=match):
+        data.load(source)
+
+
+def _write_folder(root, n=3):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("cats", "dogs"):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+
+
+def test_folder_source(tmp_path):
+    _write_folder(tmp_path / "imgs", n=10)
+    d = data.load(f"folder:{tmp_path / 'imgs'}", image_size=(16, 16), batch_size=4, val_split=0.2, test_split=0.2)
+    assert d.class_names == ["cats", "dogs"]
+    assert d.counts == {"train": 12, "val": 4, "test": 4}
+    n_test = sum(int(b[0].shape[0]) for b in d.test)
+    assert n_test == 4
+    x, _ = next(iter(d.train))
+    assert x.shape[1:] == (16, 16, 3)
+
+
+def test_folder_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        data.load(f"folder:{tmp_path / 'missing'}")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="at least 2 are needed"):
+        data.load(f"folder:{tmp_path / 'empty'}")
+    _write_folder(tmp_path / "bad")
+    (tmp_path / "bad" / "dogs" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"Unreadable image .*broken\.png"):
+        data.load(f"folder:{tmp_path / 'bad'}")

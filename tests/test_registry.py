@@ -1,0 +1,53 @@
+import subprocess
+import sys
+
+import pytest
+
+import kerasvk
+from kerasvk.registry import TASKS, get_spec
+
+
+def test_import_is_light():
+    code = "import sys, kerasvk; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_list_models_and_tasks():
+    names = kerasvk.list_models()
+    assert names == sorted(names)
+    for required in ("lenet5", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "simple_cnn"):
+        assert required in names
+    cls = kerasvk.list_models("classification")
+    assert set(cls) <= set(names) and "lenet5" in cls
+    for n in names:
+        assert get_spec(n).task in TASKS
+    with pytest.raises(ValueError, match="Allowed tasks"):
+        kerasvk.list_models("segmentation")
+
+
+def test_unknown_name_lists_close_matches():
+    with pytest.raises(ValueError, match=r"Unknown model name 'vgg61'.*Did you mean: .*vgg16"):
+        kerasvk.build("vgg61")
+
+
+def test_unknown_builder_argument():
+    with pytest.raises(ValueError, match="does not take argument"):
+        kerasvk.build("lenet5", widht=3)
+
+
+def test_model_info():
+    info = kerasvk.model_info("lenet5")
+    assert info["task"] == "classification"
+    assert info["family"] == "lenet"
+    assert info["default_input_shape"] == (32, 32, 1)
+    assert info["parameters"] == 61_706
+
+
+def test_register_rejects_unknown_task():
+    with pytest.raises(ValueError, match="Allowed tasks"):
+        kerasvk.register("x", task="nope", family="x")
+
+
+def test_builder_name_keyword_passes_through():
+    assert kerasvk.build("lenet5", name="my_lenet").name == "my_lenet"
