@@ -33,7 +33,7 @@ def test_cached_step_logits_equal_full_forward():
 
 
 def test_cached_and_naive_generation_give_identical_tokens():
-    model = _tiny_gpt()
+    model = _tiny_gpt(num_layers=1)
     kw = dict(num_samples=3, seed=7, temperature=0.8, top_k=5, top_p=0.9, return_ids=True)
     cached = model.generate("abc", 24, **kw)
     naive = model.generate("abc", 24, use_cache=False, **kw)
