@@ -1,8 +1,17 @@
 """Named, serializable layers shared by model families (no Lambda layers anywhere)."""
 
 from kerasvk.layers.pooling import AdaptiveAveragePooling2D
+from kerasvk.layers.shortcut import PadChannelsShortcut
+from kerasvk.layers.transformer import ClassToken, PositionEmbedding, TakeToken, interpolate_position_embeddings
 
-__all__ = ["AdaptiveAveragePooling2D"]
+__all__ = [
+    "AdaptiveAveragePooling2D",
+    "ClassToken",
+    "PadChannelsShortcut",
+    "PositionEmbedding",
+    "TakeToken",
+    "interpolate_position_embeddings",
+]
 
 # Transfer / domain adaptation / ensembles (training techniques).
 from kerasvk.layers.ensemble import CombinePredictions  # noqa: E402
