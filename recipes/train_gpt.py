@@ -99,7 +99,8 @@ def main(argv=None):
 
     lines = []
     for i, prompt in enumerate(PROMPTS):
-        out = model.generate(prompt, 200, temperature=0.8, top_p=0.95, seed=args.seed + i)[0]
+        new_tokens = min(200, model.context_length - len(prompt))  # no sliding window
+        out = model.generate(prompt, new_tokens, temperature=0.8, top_p=0.95, seed=args.seed + i)[0]
         lines.append(f"=== prompt {prompt!r} (temperature 0.8, top_p 0.95, seed {args.seed + i}) ===\n{out}\n")
     write_atomic(os.path.join(args.run_dir, "samples.txt"), "\n".join(lines))
     print(lines[0])
