@@ -1,6 +1,6 @@
 """Same model, same data, same seed: plain training vs augmentation + cosine schedule + label smoothing.
 
-Both runs train ``simple_cnn`` on the embedded scikit-learn digits (32×32×1, stratified seeded split)
+Both runs train ``lenet5`` on the embedded scikit-learn digits (32×32×1, stratified seeded split)
 for the same number of epochs with Adam:
 
 - baseline: constant learning rate, sparse cross-entropy, no augmentation;
@@ -9,7 +9,7 @@ for the same number of epochs with Adam:
 
 It prints both test accuracies (and the final learning rate, which the regularized run logs per epoch).
 
-Run: ``python recipes/augmentation_comparison.py [--epochs 30] [--model simple_cnn]`` (about 2 minutes on
+Run: ``python recipes/augmentation_comparison.py [--epochs 20] [--model lenet5]`` (about 2 minutes on
 2 CPU cores).
 """
 
@@ -45,8 +45,8 @@ def run(model_name, epochs, seed, *, augment=None, schedule=None, label_smoothin
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="simple_cnn")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--model", default="lenet5")
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     t0 = time.time()

@@ -70,21 +70,23 @@ def test_random_affine_matches_keras_geometric_layers(fill):
     from kerasvk.layers.augment import RandomAffine
 
     x = np.random.default_rng(0).integers(0, 256, (3, 20, 24, 3)).astype("float32")
-    pairs = [
-        (keras.layers.RandomRotation((25 / 360, 25 / 360), fill_mode=fill), RandomAffine(rotation=(25, 25), fill_mode=fill)),
-        (keras.layers.RandomZoom((0.3, 0.3), fill_mode=fill), RandomAffine(zoom=(0.3, 0.3), fill_mode=fill)),
-        (
-            keras.layers.RandomTranslation((0.2, 0.2), (-0.15, -0.15), fill_mode=fill),
-            None,
-        ),
-    ]
-    for ref, mine in pairs[:2]:
-        np.testing.assert_allclose(_np(mine(x)), _np(ref(x, training=True)), atol=2e-3)
-    # translation: (dy, dx) = (0.2·H, -0.15·W) through the same composed-matrix path
     from kerasvk.layers.augment import affine_matrices, affine_resample
 
-    t = affine_matrices(20, 24, translate=np.array([[0.2 * 20, -0.15 * 24]] * 3, "float32"))
-    np.testing.assert_allclose(_np(affine_resample(x, t, fill_mode=fill)), _np(pairs[2][0](x, training=True)), atol=2e-3)
+    n = len(x)
+    cases = [  # (keras layer with a fixed draw, the same transform through kerasvk's matrices)
+        (keras.layers.RandomRotation((25 / 360, 25 / 360), fill_mode=fill), dict(angle=np.full(n, 25.0, "float32"))),
+        (keras.layers.RandomZoom((0.3, 0.3), fill_mode=fill), dict(zoom=np.full((n, 2), 1.3, "float32"))),
+        (
+            keras.layers.RandomTranslation((0.2, 0.2), (-0.15, -0.15), fill_mode=fill),
+            dict(translate=np.array([[0.2 * 20, -0.15 * 24]] * n, "float32")),
+        ),
+    ]
+    for ref, kw in cases:
+        got = affine_resample(x, affine_matrices(20, 24, **kw), fill_mode=fill)  # eager: no XLA compile
+        np.testing.assert_allclose(_np(got), _np(ref(x, training=True)), atol=2e-3)
+    # The layer draws rotation=(25, 25) as that same fixed angle.
+    layer = RandomAffine(rotation=(25, 25), fill_mode=fill)
+    np.testing.assert_allclose(_np(layer.random_transforms(x)), _np(affine_matrices(20, 24, **cases[0][1])), atol=1e-6)
 
 
 def test_composed_transform_is_the_keras_chain_and_flip_is_exact():
@@ -186,7 +188,7 @@ def test_mixup_label_weight_equals_pixel_weight():
     images, labels, vals = _constant_batch()
     aug = Augmenter("mixup=0.4", seed=3)
     checked = 0
-    for _ in range(3):
+    for _ in range(2):
         x, y = aug(images, labels)
         x, y = _np(x), _np(y)
         np.testing.assert_allclose(y.sum(1), 1.0, atol=1e-6)
@@ -199,7 +201,7 @@ def test_mixup_label_weight_equals_pixel_weight():
             expect = (lam * vals[j] + partner_w * vals[p]) / 255.0
             np.testing.assert_allclose(x[j], expect, atol=1e-5)
             checked += partner_w > 1e-3
-    assert checked >= 8  # real mixing happened
+    assert checked >= 6  # real mixing happened
 
 
 def test_cutmix_label_weight_equals_pasted_area_share():
@@ -263,8 +265,8 @@ def test_only_training_batches_are_augmented():
     from kerasvk.data import load_arrays
 
     x, y, _ = load_arrays("digits")
-    x, y = x[:400], y[:400]  # 280 train images: one batch shape to compile
-    kw = dict(batch_size=140, seed=0)
+    x, y = x[:200], y[:200]  # 140 train images: one batch shape to compile
+    kw = dict(batch_size=70, seed=0)
     plain = load((x, y), **kw)
     aug = load((x, y), augment=Augmenter("standard,mixup=0.2", num_classes=10), one_hot=True, **kw)
     for split in ("val", "test"):
@@ -274,7 +276,7 @@ def test_only_training_batches_are_augmented():
     (xa, ya), = aug.train.take(1)
     (xp, _), = plain.train.take(1)
     assert xa.dtype == tf.float32 and 0.0 <= float(tf.reduce_min(xa)) and float(tf.reduce_max(xa)) <= 1.0
-    assert ya.shape == (140, 10) and np.allclose(_np(ya).sum(1), 1.0)
+    assert ya.shape == (70, 10) and np.allclose(_np(ya).sum(1), 1.0)
     assert not np.allclose(_np(xa), _np(xp), atol=1e-2)
 
 
