@@ -79,7 +79,9 @@ def make_kerasvk_pipeline(x, y, seed=0):
     from kerasvk.data import Augmenter, make_pipeline
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
-    return make_pipeline(ds, batch_size=BATCH, training=True, seed=seed, augment=Augmenter("standard", seed=seed))
+    return make_pipeline(
+        ds, batch_size=BATCH, training=True, seed=seed, augment=Augmenter("standard", seed=seed)
+    )
 
 
 def kerasvk_epoch(ds):
@@ -115,20 +117,28 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--images", type=int, default=None, help="images per round (default 4096 at ≤64 px, else 512)")
+    p.add_argument(
+        "--images", type=int, default=None, help="images per round (default 4096 at ≤64 px, else 512)"
+    )
     a = p.parse_args(argv)
     try:
         import cv2  # noqa: F401
     except ImportError:
         sys.exit("This benchmark needs OpenCV: pip install -e '.[bench]'")
-    print(f"standard augmentation (rotation ±{ROTATION:g}°, zoom ±{ZOOM:.0%}, brightness/contrast ±{BRIGHTNESS:.0%}), "
-          f"batch {BATCH}, {os.cpu_count()} CPU cores, {a.rounds} alternating rounds")
+    print(
+        f"standard augmentation (rotation ±{ROTATION:g}°, zoom ±{ZOOM:.0%}, "
+        f"brightness/contrast ±{BRIGHTNESS:.0%}), "
+        f"batch {BATCH}, {os.cpu_count()} CPU cores, {a.rounds} alternating rounds"
+    )
     print(f"{'size':>9} | {'kerasvk img/s':>13} | {'OpenCV img/s':>12} | ratio")
     for size in a.sizes:
         count = a.images or (4096 if size <= 64 else 512)
         kv, cv, kvs, cvs = run(size, count, a.rounds)
         print(f"{size:>4}×{size:<4} | {kv:13.0f} | {cv:12.0f} | {kv / cv:.2f}x", flush=True)
-        print(f"{'':>9}   rounds kerasvk {[round(v) for v in kvs]}  OpenCV {[round(v) for v in cvs]}", flush=True)
+        print(
+            f"{'':>9}   rounds kerasvk {[round(v) for v in kvs]}  OpenCV {[round(v) for v in cvs]}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

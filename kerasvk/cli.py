@@ -129,9 +129,14 @@ def add_train(p):
     p.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     p.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of the progress bar")
-    p.add_argument("--augment", default=None, help="light | standard | strong | none, plus overrides: e.g. standard,rotation=30,cutmix=1.0")
-    p.add_argument("--schedule", default=None, help="per-step LR schedule: cosine | step[:gamma=G,step_size=EPOCHS] | exponential[:k=PER_EPOCH] | constant")
-    p.add_argument("--warmup", type=int, default=0, metavar="EPOCHS", help="linear LR warm-up epochs (with --schedule)")
+    p.add_argument(
+        "--augment", help="light | standard | strong | none, plus overrides: e.g. standard,rotation=30,cutmix=1.0"
+    )
+    p.add_argument(
+        "--schedule",
+        help="per-step LR schedule: cosine | step[:gamma=G,step_size=EPOCHS] | exponential[:k=PER_EPOCH] | constant",
+    )
+    p.add_argument("--warmup", type=int, default=0, metavar="EPOCHS", help="linear LR warm-up epochs")
     p.add_argument("--label-smoothing", type=float, default=0.0, metavar="ALPHA", help="targets y(1-α)+α/K")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty λ on every kernel (λΣw²)")
 

@@ -31,14 +31,23 @@ from kerasvk.training.schedules import LearningRateLogger, make_schedule  # noqa
 
 def run(model_name, epochs, seed, *, augment=None, schedule=None, label_smoothing=0.0, lr=2e-3):
     keras.utils.set_random_seed(seed)
-    data = load("digits", batch_size=64, seed=seed, augment=Augmenter(augment, seed=seed) if augment else None,
-                one_hot=bool(label_smoothing))
+    data = load(
+        "digits",
+        batch_size=64,
+        seed=seed,
+        augment=Augmenter(augment, seed=seed) if augment else None,
+        one_hot=bool(label_smoothing),
+    )
     model = kerasvk.build(model_name, input_shape=data.input_shape, num_classes=data.num_classes)
     steps = -(-data.counts["train"] // 64)
     rate = make_schedule(schedule, lr, epochs * steps, warmup=2 * steps) if schedule else lr
-    loss, metrics = classification_loss_and_metrics(one_hot=bool(label_smoothing), label_smoothing=label_smoothing)
+    loss, metrics = classification_loss_and_metrics(
+        one_hot=bool(label_smoothing), label_smoothing=label_smoothing
+    )
     model.compile(keras.optimizers.Adam(rate), loss, metrics=metrics)
-    hist = model.fit(data.train, validation_data=data.val, epochs=epochs, verbose=0, callbacks=[LearningRateLogger()])
+    hist = model.fit(
+        data.train, validation_data=data.val, epochs=epochs, verbose=0, callbacks=[LearningRateLogger()]
+    )
     test = model.evaluate(data.test, verbose=0, return_dict=True)
     return test["accuracy"], hist.history
 
@@ -55,7 +64,10 @@ def main(argv=None):
     print(f"{a.model} on digits, {a.epochs} epochs, seed {a.seed}")
     print(f"  baseline (no augmentation, constant lr, no smoothing):       test accuracy {base_acc:.4f}")
     print(f"  standard augmentation + cosine(warm-up 2) + smoothing 0.1:   test accuracy {reg_acc:.4f}")
-    print(f"  regularized run's lr: epoch 1 {hist['learning_rate'][0]:.2e} → last {hist['learning_rate'][-1]:.2e}")
+    print(
+        f"  regularized run's lr: epoch 1 {hist['learning_rate'][0]:.2e}"
+        f" → last {hist['learning_rate'][-1]:.2e}"
+    )
     print(f"  ({time.time() - t0:.0f} s)")
 
 

@@ -74,7 +74,10 @@ def test_random_affine_matches_keras_geometric_layers(fill):
 
     n = len(x)
     cases = [  # (keras layer with a fixed draw, the same transform through kerasvk's matrices)
-        (keras.layers.RandomRotation((25 / 360, 25 / 360), fill_mode=fill), dict(angle=np.full(n, 25.0, "float32"))),
+        (
+            keras.layers.RandomRotation((25 / 360, 25 / 360), fill_mode=fill),
+            dict(angle=np.full(n, 25.0, "float32")),
+        ),
         (keras.layers.RandomZoom((0.3, 0.3), fill_mode=fill), dict(zoom=np.full((n, 2), 1.3, "float32"))),
         (
             keras.layers.RandomTranslation((0.2, 0.2), (-0.15, -0.15), fill_mode=fill),
@@ -86,7 +89,9 @@ def test_random_affine_matches_keras_geometric_layers(fill):
         np.testing.assert_allclose(_np(got), _np(ref(x, training=True)), atol=2e-3)
     # The layer draws rotation=(25, 25) as that same fixed angle.
     layer = RandomAffine(rotation=(25, 25), fill_mode=fill)
-    np.testing.assert_allclose(_np(layer.random_transforms(x)), _np(affine_matrices(20, 24, **cases[0][1])), atol=1e-6)
+    np.testing.assert_allclose(
+        _np(layer.random_transforms(x)), _np(affine_matrices(20, 24, **cases[0][1])), atol=1e-6
+    )
 
 
 def test_composed_transform_is_the_keras_chain_and_flip_is_exact():
@@ -97,9 +102,12 @@ def test_composed_transform_is_the_keras_chain_and_flip_is_exact():
     yy, xx = np.mgrid[0:16, 0:16]
     smooth = 127.5 + 100 * np.sin(xx / 3.0) * np.cos(yy / 4.0)
     x = np.stack([smooth, smooth.T])[..., None].astype("float32")
-    t = affine_matrices(16, 16, angle=np.array([10.0, -10.0], "float32"), zoom=np.full((2, 2), 0.9, "float32"))
+    t = affine_matrices(
+        16, 16, angle=np.array([10.0, -10.0], "float32"), zoom=np.full((2, 2), 0.9, "float32")
+    )
     chain = keras.layers.RandomZoom((-0.1, -0.1), fill_mode="constant")(
-        keras.layers.RandomRotation((10 / 360, 10 / 360), fill_mode="constant")(x[:1], training=True), training=True
+        keras.layers.RandomRotation((10 / 360, 10 / 360), fill_mode="constant")(x[:1], training=True),
+        training=True,
     )
     fused = affine_resample(x[:1], t[:1], fill_mode="constant")
     # The chain interpolates twice, the fused transform once: equal up to one interpolation's blur.
@@ -150,7 +158,11 @@ def test_contrast_matches_keras_random_contrast():
     x = np.random.default_rng(3).integers(0, 256, (4, 8, 8, 3)).astype("float32")
     mine, ref = RandomColor(contrast=0.4, seed=7), keras.layers.RandomContrast(0.4, seed=7)
     factor = _np(mine.random_factors(x)[1])
-    expect = np.clip(factor[:, None, None, None] * (x - x.mean((1, 2), keepdims=True)) + x.mean((1, 2), keepdims=True), 0, 255)
+    expect = np.clip(
+        factor[:, None, None, None] * (x - x.mean((1, 2), keepdims=True)) + x.mean((1, 2), keepdims=True),
+        0,
+        255,
+    )
     got = _np(RandomColor(contrast=0.4, seed=7)(x))
     np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-3)
     # keras' layer draws the same U(1−f, 1+f) factor and applies the same formula
@@ -162,7 +174,9 @@ def test_fused_batch_kernel_equals_color_then_affine_layers():
     from kerasvk.layers.augment import adjust_color, affine_matrices, affine_resample, augment_batch
 
     x = np.random.default_rng(4).integers(0, 256, (3, 18, 18, 3)).astype("uint8")
-    t = affine_matrices(18, 18, angle=np.array([12.0, -7.0, 3.0], "float32"), zoom=np.full((3, 2), 1.1, "float32"))
+    t = affine_matrices(
+        18, 18, angle=np.array([12.0, -7.0, 3.0], "float32"), zoom=np.full((3, 2), 1.1, "float32")
+    )
     b, c = np.array([0.9, 1.2, 1.0], "float32"), np.array([1.3, 0.8, 1.1], "float32")
     for fill in ("reflect", "constant"):
         ref = affine_resample(adjust_color(x, brightness=b, contrast=c), t, fill_mode=fill)
@@ -273,8 +287,8 @@ def test_only_training_batches_are_augmented():
         a = np.concatenate([_np(x) for x, _ in getattr(plain, split)])
         b = np.concatenate([_np(x) for x, _ in getattr(aug, split)])
         np.testing.assert_array_equal(a, b)
-    (xa, ya), = aug.train.take(1)
-    (xp, _), = plain.train.take(1)
+    ((xa, ya),) = aug.train.take(1)
+    ((xp, _),) = plain.train.take(1)
     assert xa.dtype == tf.float32 and 0.0 <= float(tf.reduce_min(xa)) and float(tf.reduce_max(xa)) <= 1.0
     assert ya.shape == (70, 10) and np.allclose(_np(ya).sum(1), 1.0)
     assert not np.allclose(_np(xa), _np(xp), atol=1e-2)
@@ -325,8 +339,24 @@ def test_cli_augment_preview_and_bad_augment(tmp_path, capsys):
     from kerasvk.cli import main
 
     out = tmp_path / "grid.png"
-    assert main(["augment-preview", "--data", "digits", "--augment", "light", "--samples", "2", "--variants", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "augment-preview",
+                "--data",
+                "digits",
+                "--augment",
+                "light",
+                "--samples",
+                "2",
+                "--variants",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes()[:4] == b"\x89PNG"
     assert main(["train", "lenet5", "--augment", "standrd", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -40,7 +40,9 @@ def test_exponential_formula():
     assert _at(default, 11) == pytest.approx(0.01, rel=1e-5)
 
 
-@pytest.mark.parametrize("name, opts", [("cosine", {}), ("step", {"gamma": 0.5, "step_size": 4}), ("exponential", {"k": 0.1})])
+@pytest.mark.parametrize(
+    "name, opts", [("cosine", {}), ("step", {"gamma": 0.5, "step_size": 4}), ("exponential", {"k": 0.1})]
+)
 def test_linear_warmup_then_schedule(name, opts):
     from kerasvk.training.schedules import make_schedule
 
@@ -74,8 +76,14 @@ def test_per_epoch_callback_sets_and_logs_lr(tmp_path):
     y = x.sum(1, keepdims=True)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(0.5), "mse")
-    hist = model.fit(x, y, epochs=4, batch_size=8, verbose=0,
-                     callbacks=[schedule_callback("step", 0.08, 4, gamma=0.5, step_size=1)])
+    hist = model.fit(
+        x,
+        y,
+        epochs=4,
+        batch_size=8,
+        verbose=0,
+        callbacks=[schedule_callback("step", 0.08, 4, gamma=0.5, step_size=1)],
+    )
     assert hist.history["learning_rate"] == pytest.approx([0.08, 0.04, 0.02, 0.01])
 
     # With a per-step schedule in the optimizer, the logger records the rate each epoch.
@@ -84,7 +92,9 @@ def test_per_epoch_callback_sets_and_logs_lr(tmp_path):
     model.compile(keras.optimizers.SGD(make_schedule("exponential", 0.1, k=0.5)), "mse")
     hist = model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[LearningRateLogger()])
     # 2 steps/epoch: after epoch 1 the optimizer has taken 2 steps, after epoch 2 four.
-    assert hist.history["learning_rate"] == pytest.approx([0.1 * math.exp(-1.0), 0.1 * math.exp(-2.0)], rel=1e-5)
+    assert hist.history["learning_rate"] == pytest.approx(
+        [0.1 * math.exp(-1.0), 0.1 * math.exp(-2.0)], rel=1e-5
+    )
 
 
 @pytest.mark.parametrize(
@@ -128,7 +138,21 @@ def test_cli_plot_schedule_and_bad_schedule(tmp_path, capsys):
     from kerasvk.cli import main
 
     out = tmp_path / "lr.png"
-    assert main(["plot-schedule", "step:gamma=0.5,step_size=5", "--epochs", "20", "--warmup", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "plot-schedule",
+                "step:gamma=0.5,step_size=5",
+                "--epochs",
+                "20",
+                "--warmup",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes()[:4] == b"\x89PNG"
     assert main(["plot-schedule", "cosin", "--out", str(out)]) == 2
     assert main(["train", "lenet5", "--schedule", "linear", "--out", str(tmp_path / "run")]) == 2

@@ -50,7 +50,17 @@ PRESETS = {
         "cutmix": 1.0,
     },
 }
-NUMERIC_OPS = ("rotation", "zoom", "translation", "brightness", "contrast", "hue", "saturation", "cutmix", "mixup")
+NUMERIC_OPS = (
+    "rotation",
+    "zoom",
+    "translation",
+    "brightness",
+    "contrast",
+    "hue",
+    "saturation",
+    "cutmix",
+    "mixup",
+)
 FLIPS = {"none": None, "horizontal": "horizontal", "vertical": "vertical", "both": "horizontal_and_vertical"}
 FILLS = ("reflect", "constant", "nearest")
 OPS = (*NUMERIC_OPS, "randaugment", "flip", "fill")
@@ -126,7 +136,9 @@ def _parse_value(key, value):
         raise ValueError(f"Augmentation op {key} must be >= 0. Received: {key}={value!r}")
     if key == "randaugment":
         if num != int(num):
-            raise ValueError(f"randaugment is a whole number of ops per image. Received: randaugment={value!r}")
+            raise ValueError(
+                f"randaugment is a whole number of ops per image. Received: randaugment={value!r}"
+            )
         return int(num)
     if key in ("zoom", "translation") and num >= 1.0:
         raise ValueError(f"{key} is a fraction of the image size and must be < 1. Received: {key}={value!r}")
@@ -137,7 +149,11 @@ def _parse_value(key, value):
 
 def describe(cfg) -> str:
     """The non-default ops of a parsed config, as the string that recreates it (``none`` if empty)."""
-    parts = [f"{k}={cfg[k]:g}" if isinstance(cfg[k], float) else f"{k}={cfg[k]}" for k in OPS if cfg[k] != DEFAULTS[k]]
+    parts = [
+        f"{k}={cfg[k]:g}" if isinstance(cfg[k], float) else f"{k}={cfg[k]}"
+        for k in OPS
+        if cfg[k] != DEFAULTS[k]
+    ]
     return ",".join(parts) or "none"
 
 
@@ -160,20 +176,33 @@ class Augmenter:
         self.num_classes = num_classes
         c = self.config
         self.affine = RandomAffine(
-            rotation=c["rotation"], zoom=c["zoom"], translation=c["translation"], flip=FLIPS[c["flip"]],
-            fill_mode=c["fill"], seed=seed, name="augment_affine",
+            rotation=c["rotation"],
+            zoom=c["zoom"],
+            translation=c["translation"],
+            flip=FLIPS[c["flip"]],
+            fill_mode=c["fill"],
+            seed=seed,
+            name="augment_affine",
         )
-        self.color = RandomColor(brightness=c["brightness"], contrast=c["contrast"], seed=seed + 1, name="augment_color")
+        self.color = RandomColor(
+            brightness=c["brightness"], contrast=c["contrast"], seed=seed + 1, name="augment_color"
+        )
         self.tail = []  # keras core ops on float 0..255 images, after the fused ops
         if c["hue"]:
-            self.tail.append(keras.layers.RandomHue(c["hue"], value_range=(0, 255), seed=seed + 2, name="augment_hue"))
+            self.tail.append(
+                keras.layers.RandomHue(c["hue"], value_range=(0, 255), seed=seed + 2, name="augment_hue")
+            )
         if c["saturation"]:
             self.tail.append(
-                keras.layers.RandomSaturation(c["saturation"], value_range=(0, 255), seed=seed + 3, name="augment_saturation")
+                keras.layers.RandomSaturation(
+                    c["saturation"], value_range=(0, 255), seed=seed + 3, name="augment_saturation"
+                )
             )
         if c["randaugment"]:
             self.tail.append(
-                keras.layers.RandAugment(value_range=(0, 255), num_ops=c["randaugment"], seed=seed + 4, name="augment_randaugment")
+                keras.layers.RandAugment(
+                    value_range=(0, 255), num_ops=c["randaugment"], seed=seed + 4, name="augment_randaugment"
+                )
             )
         self.mixers = []
         if c["cutmix"]:
@@ -196,7 +225,8 @@ class Augmenter:
     def _check_channels(self, channels):
         if (self.config["hue"] or self.config["saturation"]) and channels != 3:
             raise ValueError(
-                f"hue/saturation augmentation needs RGB images (3 channels). Received: {channels} channel(s); "
+                f"hue/saturation augmentation needs RGB images (3 channels). "
+                f"Received: {channels} channel(s); "
                 "drop hue=/saturation= for grayscale data."
             )
 
@@ -217,7 +247,11 @@ class Augmenter:
         if not self.active:
             return images, labels
         last = not self.tail and not self.mixers
-        kw = dict(self.affine.resample_kwargs(int(images.shape[1]), int(images.shape[2])), value_range=(0.0, 255.0), divide_by=255.0 if last else 1.0)
+        kw = dict(
+            self.affine.resample_kwargs(int(images.shape[1]), int(images.shape[2])),
+            value_range=(0.0, 255.0),
+            divide_by=255.0 if last else 1.0,
+        )
         transforms = self.affine.random_transforms(images) if self.affine.active else None
         bright, contrast = self.color.random_factors(images) if self.color.active else (None, None)
         x = compiled(augment_batch)(images, transforms, bright, contrast, **kw)
@@ -255,9 +289,13 @@ class Augmenter:
         if c["hue"]:
             out.append(keras.layers.RandomHue(c["hue"], value_range=vr, name="augment_hue"))
         if c["saturation"]:
-            out.append(keras.layers.RandomSaturation(c["saturation"], value_range=vr, name="augment_saturation"))
+            out.append(
+                keras.layers.RandomSaturation(c["saturation"], value_range=vr, name="augment_saturation")
+            )
         if c["randaugment"]:
-            out.append(keras.layers.RandAugment(value_range=vr, num_ops=c["randaugment"], name="augment_randaugment"))
+            out.append(
+                keras.layers.RandAugment(value_range=vr, num_ops=c["randaugment"], name="augment_randaugment")
+            )
         return out
 
 
@@ -277,8 +315,17 @@ def augmentation_model(spec, input_shape, *, value_range=(0, 1), name="augmentat
     return keras.Sequential([keras.Input(tuple(input_shape)), *layers], name=name)
 
 
-def save_preview(source="digits", spec="standard", path="augment_preview.png", *, samples=8, variants=5, seed=0,
-                 image_size=None, channels=None) -> Path:
+def save_preview(
+    source="digits",
+    spec="standard",
+    path="augment_preview.png",
+    *,
+    samples=8,
+    variants=5,
+    seed=0,
+    image_size=None,
+    channels=None,
+) -> Path:
     """A PNG grid: each row one training image, first column the original, then augmented variants."""
     import matplotlib
 
@@ -290,7 +337,9 @@ def save_preview(source="digits", spec="standard", path="augment_preview.png", *
     from kerasvk.data.sources import load_arrays
 
     if not isinstance(samples, int) or samples < 1 or not isinstance(variants, int) or variants < 1:
-        raise ValueError(f"samples and variants must be positive integers. Received: {samples!r}, {variants!r}")
+        raise ValueError(
+            f"samples and variants must be positive integers. Received: {samples!r}, {variants!r}"
+        )
     aug = Augmenter(spec, seed=seed)
     x, y, names = load_arrays(source, image_size=image_size, channels=channels, seed=seed)
     train_idx = split_indices(y, seed=seed)[0][:samples]
@@ -304,7 +353,9 @@ def save_preview(source="digits", spec="standard", path="augment_preview.png", *
         imgs, _ = aug(base, labels)
         rows.append(np.asarray(imgs, "float32") if aug.active else base.astype("float32") / 255.0)
     grid = np.stack(rows, axis=1)  # (samples, 1 + variants, H, W, C)
-    fig, axes = plt.subplots(samples, 1 + variants, figsize=(1.3 * (1 + variants), 1.3 * samples), squeeze=False)
+    fig, axes = plt.subplots(
+        samples, 1 + variants, figsize=(1.3 * (1 + variants), 1.3 * samples), squeeze=False
+    )
     gray = grid.shape[-1] == 1
     for i in range(samples):
         for j in range(1 + variants):

@@ -40,12 +40,16 @@ def _range(value, name, *, allow_negative_lower=True):
     """``f`` → ``(-f, f)``; ``(lo, hi)`` kept. Rejects negative magnitudes and lo > hi."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
-            raise ValueError(f"{name} must be >= 0 (a magnitude) or a (lower, upper) pair. Received: {name}={value!r}")
+            raise ValueError(
+                f"{name} must be >= 0 (a magnitude) or a (lower, upper) pair. Received: {name}={value!r}"
+            )
         return (-float(value), float(value))
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0 or a (lower, upper) pair. Received: {name}={value!r}") from None
+        raise ValueError(
+            f"{name} must be a number >= 0 or a (lower, upper) pair. Received: {name}={value!r}"
+        ) from None
     if lo > hi:
         raise ValueError(f"{name} lower bound must be <= upper bound. Received: {name}={value!r}")
     return (lo, hi)
@@ -91,7 +95,9 @@ def affine_matrices(height, width, *, angle=None, zoom=None, translate=None, fli
     h, w = float(height), float(width)
     cx, cy = 0.5 * (w - 1.0), 0.5 * (h - 1.0)
     parts = []
-    given = [v for v in (angle, flip_h, flip_v) if v is not None] + [v[:, 0] for v in (zoom, translate) if v is not None]
+    given = [v for v in (angle, flip_h, flip_v) if v is not None] + [
+        v[:, 0] for v in (zoom, translate) if v is not None
+    ]
     if not given:
         raise ValueError("affine_matrices needs at least one of angle, zoom, translate, flip_h, flip_v.")
     zero = ops.zeros_like(ops.cast(given[0], "float32"))
@@ -99,7 +105,12 @@ def affine_matrices(height, width, *, angle=None, zoom=None, translate=None, fli
     if flip_h is not None or flip_v is not None:
         sx = one - 2.0 * ops.cast(flip_h, "float32") if flip_h is not None else one
         sy = one - 2.0 * ops.cast(flip_v, "float32") if flip_v is not None else one
-        parts.append(ops.stack([sx, zero, (one - sx) * (w - 1.0) / 2.0, zero, sy, (one - sy) * (h - 1.0) / 2.0, zero, zero], 1))
+        parts.append(
+            ops.stack(
+                [sx, zero, (one - sx) * (w - 1.0) / 2.0, zero, sy, (one - sy) * (h - 1.0) / 2.0, zero, zero],
+                1,
+            )
+        )
     if angle is not None:
         rad = ops.cast(angle, "float32") * (math.pi / 180.0)
         c, s = ops.cos(rad), ops.sin(rad)
@@ -160,8 +171,19 @@ def adjust_color(images, *, brightness=None, contrast=None, value_range=(0.0, 25
     return ops.clip(x, float(value_range[0]), float(value_range[1]))
 
 
-def augment_batch(images, transforms=None, brightness=None, contrast=None, *, fill_mode="reflect", fill_value=0.0,
-                  interpolation="bilinear", value_range=(0.0, 255.0), divide_by=1.0, reflect_once=False):
+def augment_batch(
+    images,
+    transforms=None,
+    brightness=None,
+    contrast=None,
+    *,
+    fill_mode="reflect",
+    fill_value=0.0,
+    interpolation="bilinear",
+    value_range=(0.0, 255.0),
+    divide_by=1.0,
+    reflect_once=False,
+):
     """Colour (brightness, contrast) → affine resample → ``/ divide_by`` as one function (float32 out).
 
     Exactly ``RandomAffine(RandomColor(images))`` for the given factors and transforms: colour is a
@@ -185,7 +207,9 @@ def augment_batch(images, transforms=None, brightness=None, contrast=None, *, fi
     shape = ops.shape(images)
     h, w, ch = int(images.shape[1]), int(images.shape[2]), int(images.shape[3])
     if h < 2 or w < 2:
-        raise ValueError(f"Geometric augmentation needs images of at least 2×2. Received: {tuple(images.shape)}")
+        raise ValueError(
+            f"Geometric augmentation needs images of at least 2×2. Received: {tuple(images.shape)}"
+        )
     t = ops.cast(transforms, "float32")
     xs = ops.arange(w, dtype="float32")[None, None, :]
     ys = ops.arange(h, dtype="float32")[None, :, None]
@@ -221,11 +245,18 @@ def augment_batch(images, transforms=None, brightness=None, contrast=None, *, fi
     return out / divide_by if divide_by != 1.0 else out
 
 
-def affine_resample(images, transforms, *, fill_mode="reflect", fill_value=0.0, interpolation="bilinear",
-                    reflect_once=False):
+def affine_resample(
+    images, transforms, *, fill_mode="reflect", fill_value=0.0, interpolation="bilinear", reflect_once=False
+):
     """Resample an NHWC batch through per-image (B, 8) out→in affine transforms → float32."""
-    return augment_batch(images, transforms, fill_mode=fill_mode, fill_value=fill_value,
-                         interpolation=interpolation, reflect_once=reflect_once)
+    return augment_batch(
+        images,
+        transforms,
+        fill_mode=fill_mode,
+        fill_value=fill_value,
+        interpolation=interpolation,
+        reflect_once=reflect_once,
+    )
 
 
 def _round_to(x, dtype):
@@ -276,20 +307,34 @@ class RandomAffine(keras.layers.Layer):
     Output dtype = input dtype (integers rounded, not truncated). Identity when ``training=False``.
     """
 
-    def __init__(self, rotation=0.0, zoom=0.0, translation=0.0, flip=None, fill_mode="reflect",
-                 interpolation="bilinear", fill_value=0.0, seed=None, **kwargs):
+    def __init__(
+        self,
+        rotation=0.0,
+        zoom=0.0,
+        translation=0.0,
+        flip=None,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        fill_value=0.0,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.rotation = _range(rotation, "rotation")
         self.zoom = _range(zoom, "zoom")
         self.translation = _range(translation, "translation")
         if self.zoom[0] <= -1.0:
-            raise ValueError(f"zoom must be > -1 (a zoom factor 1+z must stay positive). Received: zoom={zoom!r}")
+            raise ValueError(
+                f"zoom must be > -1 (a zoom factor 1+z must stay positive). Received: zoom={zoom!r}"
+            )
         if flip not in FLIP_MODES:
             raise ValueError(f"flip must be one of {FLIP_MODES}. Received: flip={flip!r}")
         if fill_mode not in FILL_MODES:
             raise ValueError(f"fill_mode must be one of {FILL_MODES}. Received: fill_mode={fill_mode!r}")
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}. Received: interpolation={interpolation!r}")
+            raise ValueError(
+                f"interpolation must be one of {INTERPOLATIONS}. Received: interpolation={interpolation!r}"
+            )
         self.flip = flip
         self.fill_mode = fill_mode
         self.interpolation = interpolation
@@ -307,7 +352,9 @@ class RandomAffine(keras.layers.Layer):
         b = ops.shape(images)[0]
         h, w = int(images.shape[1]), int(images.shape[2])
         kw = {}
-        u = lambda lo, hi, shape: keras.random.uniform(shape, minval=lo, maxval=hi, seed=self.generator)  # noqa: E731
+        u = lambda lo, hi, shape: keras.random.uniform(
+            shape, minval=lo, maxval=hi, seed=self.generator
+        )  # noqa: E731
         if self.flip in ("horizontal", "horizontal_and_vertical"):
             kw["flip_h"] = u(0.0, 1.0, (b,)) < 0.5
         if self.flip in ("vertical", "horizontal_and_vertical"):
@@ -337,8 +384,12 @@ class RandomAffine(keras.layers.Layer):
 
     def resample_kwargs(self, height, width):
         once = self.max_overflow(height, width) < min(height, width) - 1
-        return dict(fill_mode=self.fill_mode, fill_value=self.fill_value, interpolation=self.interpolation,
-                    reflect_once=once)
+        return dict(
+            fill_mode=self.fill_mode,
+            fill_value=self.fill_value,
+            interpolation=self.interpolation,
+            reflect_once=once,
+        )
 
     def call(self, inputs, training=True):
         if not training or not self.active:
@@ -379,7 +430,9 @@ class RandomColor(keras.layers.Layer):
         self.brightness = self._factor(brightness, "brightness")
         self.contrast = self._factor(contrast, "contrast")
         if len(value_range) != 2 or value_range[0] >= value_range[1]:
-            raise ValueError(f"value_range must be (low, high) with low < high. Received: value_range={value_range!r}")
+            raise ValueError(
+                f"value_range must be (low, high) with low < high. Received: value_range={value_range!r}"
+            )
         self.value_range = tuple(float(v) for v in value_range)
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
@@ -394,9 +447,13 @@ class RandomColor(keras.layers.Layer):
         try:
             lo, hi = (float(v) for v in value)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number >= 0 or a (lower, upper) pair. Received: {value!r}") from None
+            raise ValueError(
+                f"{name} must be a number >= 0 or a (lower, upper) pair. Received: {value!r}"
+            ) from None
         if lo > 1.0 or 1.0 - lo > 1.0 + hi:
-            raise ValueError(f"{name} factor range U(1-lower, 1+upper) must be non-empty and >= 0. Received: {value!r}")
+            raise ValueError(
+                f"{name} factor range U(1-lower, 1+upper) must be non-empty and >= 0. Received: {value!r}"
+            )
         return (lo, hi)
 
     @property
@@ -416,7 +473,11 @@ class RandomColor(keras.layers.Layer):
 
     def call(self, inputs, training=True):
         if not training or not self.active:
-            return ops.cast(inputs, "float32") if "int" in keras.backend.standardize_dtype(inputs.dtype) else inputs
+            return (
+                ops.cast(inputs, "float32")
+                if "int" in keras.backend.standardize_dtype(inputs.dtype)
+                else inputs
+            )
         bright, contrast = self.random_factors(inputs)
         return adjust_color(inputs, brightness=bright, contrast=contrast, value_range=self.value_range)
 
@@ -458,8 +519,14 @@ class CutMix(keras.layers.Layer):
         cut = ops.sqrt(1.0 - lam)
         bh = ops.cast(ops.floor(cut * h + 0.5), "int32")
         bw = ops.cast(ops.floor(cut * w + 0.5), "int32")
-        y0 = ops.cast(ops.floor(keras.random.uniform((b,), seed=self.generator) * ops.cast(h - bh + 1, "float32")), "int32")
-        x0 = ops.cast(ops.floor(keras.random.uniform((b,), seed=self.generator) * ops.cast(w - bw + 1, "float32")), "int32")
+        y0 = ops.cast(
+            ops.floor(keras.random.uniform((b,), seed=self.generator) * ops.cast(h - bh + 1, "float32")),
+            "int32",
+        )
+        x0 = ops.cast(
+            ops.floor(keras.random.uniform((b,), seed=self.generator) * ops.cast(w - bw + 1, "float32")),
+            "int32",
+        )
         y0, x0 = ops.minimum(y0, h - bh), ops.minimum(x0, w - bw)
         perm = keras.random.shuffle(ops.arange(b, dtype="int32"), seed=self.generator)
         kept = 1.0 - ops.cast(bh * bw, "float32") / float(h * w)

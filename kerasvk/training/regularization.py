@@ -38,7 +38,9 @@ def apply_weight_regularization(model, l1=0.0, l2=0.0, *, include_bias=False):
     if not isinstance(model, keras.Model):
         raise ValueError(f"apply_weight_regularization takes a keras.Model. Received: {type(model).__name__}")
     if not model.built:
-        raise ValueError("The model must be built first (call it on an input or build it with an input shape).")
+        raise ValueError(
+            "The model must be built first (call it on an input or build it with an input shape)."
+        )
     reg = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
     count = 0
     for layer in _layers(model):
@@ -59,11 +61,13 @@ def regularization_loss(model) -> float:
     losses = model.losses
     if not losses:
         return 0.0
-    return float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.stack([keras.ops.sum(v) for v in losses]))))
+    return float(
+        keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.stack([keras.ops.sum(v) for v in losses])))
+    )
 
 
 def set_dropout(model, rate):
-    """Set the rate of every ``Dropout`` layer of a built model (e.g. the classifier head). Returns the count."""
+    """Set the rate of every ``Dropout`` layer of a built model (e.g. the head). Returns the count."""
     rate = _check_rate("rate", rate)
     if rate >= 1.0:
         raise ValueError(f"Dropout rate must be in [0, 1). Received: rate={rate!r}")
@@ -73,7 +77,9 @@ def set_dropout(model, rate):
             layer.rate = rate
             n += 1
     if n == 0:
-        raise ValueError(f"Model {model.name!r} has no Dropout layers (build it with dropout=... if the family has one).")
+        raise ValueError(
+            f"Model {model.name!r} has no Dropout layers (build it with dropout=... if the family has one)."
+        )
     return n
 
 

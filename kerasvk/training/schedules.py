@@ -4,7 +4,7 @@ Formulas, with ``t`` counted *after* the warm-up (``t = step − warmup``):
 
     step         lr₀ · γ^⌊t/s⌋                                  keras ExponentialDecay(staircase=True)
     cosine       lr_min + ½(lr₀ − lr_min)(1 + cos(π·min(t, T)/T))  keras CosineDecay (alpha = lr_min/lr₀)
-    exponential  lr₀ · e^(−k·t)                                   keras ExponentialDecay(decay_rate=e^−k, decay_steps=1)
+    exponential  lr₀ · e^(−k·t)                                   keras ExponentialDecay(e^−k per step)
     constant     lr₀
 
 Warm-up (``warmup`` steps/epochs ``w``): ``lr = lr₀ · t'/w`` for ``t' < w`` (linear from 0), then the
@@ -57,9 +57,11 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         s = self.schedule
         return {
-            "schedule": keras.optimizers.schedules.serialize(s)
-            if isinstance(s, keras.optimizers.schedules.LearningRateSchedule)
-            else float(s),
+            "schedule": (
+                keras.optimizers.schedules.serialize(s)
+                if isinstance(s, keras.optimizers.schedules.LearningRateSchedule)
+                else float(s)
+            ),
             "warmup_steps": self.warmup_steps,
             "start_lr": self.start_lr,
         }
@@ -85,32 +87,44 @@ def _check(name, lr, total, warmup, kw):
         raise ValueError(f"warmup must be an integer >= 0. Received: warmup={warmup!r}")
     if name == "cosine" and (not isinstance(total, int) or total <= warmup):
         raise ValueError(
-            f"cosine needs total steps/epochs T greater than the warm-up. Received: total={total!r}, warmup={warmup}"
+            "cosine needs total steps/epochs T greater than the warm-up. "
+            f"Received: total={total!r}, warmup={warmup}"
         )
-    allowed = {"step": {"gamma", "step_size"}, "cosine": {"min_lr"}, "exponential": {"k"}, "constant": set()}[name]
+    allowed = {"step": {"gamma", "step_size"}, "cosine": {"min_lr"}, "exponential": {"k"}, "constant": set()}[
+        name
+    ]
     extra = set(kw) - allowed
     if extra:
         raise ValueError(
-            f"Schedule {name!r} takes {', '.join(sorted(allowed)) or 'no options'}; received {', '.join(sorted(extra))}."
+            f"Schedule {name!r} takes {', '.join(sorted(allowed)) or 'no options'}; "
+            f"received {', '.join(sorted(extra))}."
         )
     for key in ("gamma", "k", "step_size", "min_lr"):
         v = kw.get(key)
-        if v is not None and (not isinstance(v, (int, float)) or v < 0 or (key in ("gamma", "step_size") and v <= 0)):
-            raise ValueError(f"{key} must be {'> 0' if key in ('gamma', 'step_size') else '>= 0'}. Received: {key}={v!r}")
+        if v is not None and (
+            not isinstance(v, (int, float)) or v < 0 or (key in ("gamma", "step_size") and v <= 0)
+        ):
+            raise ValueError(
+                f"{key} must be {'> 0' if key in ('gamma', 'step_size') else '>= 0'}. Received: {key}={v!r}"
+            )
     if name == "cosine" and kw.get("min_lr", 0.0) > lr:
         raise ValueError(f"min_lr must be <= lr. Received: min_lr={kw['min_lr']!r}, lr={lr!r}")
 
 
-def make_schedule(name="cosine", lr=1e-3, total=None, *, warmup=0, gamma=0.1, step_size=None, min_lr=0.0, k=None):
+def make_schedule(
+    name="cosine", lr=1e-3, total=None, *, warmup=0, gamma=0.1, step_size=None, min_lr=0.0, k=None
+):
     """A ``LearningRateSchedule`` (``total``, ``warmup``, ``step_size`` in the same unit: steps or epochs).
 
     - step: ``gamma`` (γ), ``step_size`` (s; default ``total // 3``)
     - cosine: ``total`` (T, warm-up included: decay lasts ``total − warmup``), ``min_lr``
     - exponential: ``k`` (default ``ln(100)/(total − warmup)``: the rate falls 100× by the end)
     """
-    kw = {"step": {"gamma": gamma, "step_size": step_size}, "cosine": {"min_lr": min_lr}, "exponential": {"k": k}}.get(
-        name, {}
-    )
+    kw = {
+        "step": {"gamma": gamma, "step_size": step_size},
+        "cosine": {"min_lr": min_lr},
+        "exponential": {"k": k},
+    }.get(name, {})
     _check(name, lr, total, warmup, kw)
     sch = keras.optimizers.schedules
     lr = float(lr)
@@ -123,18 +137,26 @@ def make_schedule(name="cosine", lr=1e-3, total=None, *, warmup=0, gamma=0.1, st
     if name == "step":
         if step_size is None:
             if not isinstance(total, int) or total - warmup < 3:
-                raise ValueError("step schedule needs step_size=... (or total >= warmup + 3 to default to a third).")
+                raise ValueError(
+                    "step schedule needs step_size=... (or total >= warmup + 3 to default to a third)."
+                )
             step_size = (total - warmup) // 3
         inner = sch.ExponentialDecay(lr, int(step_size), float(gamma), staircase=True)
     elif name == "exponential":
         if k is None:
             if not isinstance(total, int) or total <= warmup:
-                raise ValueError("exponential schedule needs k=... (or total > warmup to default to a 100× decay).")
+                raise ValueError(
+                    "exponential schedule needs k=... (or total > warmup to default to a 100× decay)."
+                )
             k = math.log(100.0) / (total - warmup)
         inner = sch.ExponentialDecay(lr, 1, math.exp(-float(k)))
     else:
         inner = lr
-    return LinearWarmup(inner, warmup) if warmup else (inner if not isinstance(inner, float) else LinearWarmup(inner, 0))
+    return (
+        LinearWarmup(inner, warmup)
+        if warmup
+        else (inner if not isinstance(inner, float) else LinearWarmup(inner, 0))
+    )
 
 
 def schedule_values(schedule, total):
@@ -169,7 +191,9 @@ def schedule_callback(name="cosine", lr=1e-3, epochs=None, *, warmup=0, verbose=
 
 def reduce_on_plateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-6, **kw):
     """``keras.callbacks.ReduceLROnPlateau`` with sensible defaults (it logs ``learning_rate`` too)."""
-    return keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=factor, patience=patience, min_lr=min_lr, **kw)
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor=monitor, factor=factor, patience=patience, min_lr=min_lr, **kw
+    )
 
 
 def parse_schedule(spec):
