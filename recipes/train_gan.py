@@ -13,7 +13,8 @@ Run folder: ``samples_start.png``, ``samples_end.png``, ``samples_epochNNN.png``
 epochs), ``history.json``, ``metrics.json``, ``gan.keras``.
 
 Run: ``python recipes/train_gan.py [--model dcgan|wgan_gp] [--epochs 60] [--out runs/gan]``
-(several minutes on 2 CPU cores).
+(about 5 CPU-minutes for dcgan). Measured (dcgan, 60 epochs, 1000 samples, LeNet-5 extractor at 96.1 %
+test accuracy): FID-digits 77.5 → 4.26 (real train vs test: 0.40), IS-digits 1.00 → 6.06 (real: 8.84).
 """
 
 from __future__ import annotations

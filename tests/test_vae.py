@@ -52,7 +52,8 @@ def test_loss_is_reconstruction_plus_beta_kl():
     assert float(vae.reconstruction_loss_tracker.result()) == pytest.approx(bce.mean(), rel=1e-4)
 
 
-def test_fit_and_evaluate_report_three_losses_and_learn():
+def test_fit_evaluate_save_load_and_resume(tmp_path):
+    """On the session's backend (TensorFlow): trackers in fit and evaluate, learning, .keras resume."""
     import keras
 
     vae = kerasvk.build("vae", seed=0, **TINY)
@@ -67,6 +68,14 @@ def test_fit_and_evaluate_report_three_losses_and_learn():
     assert set(last) == {"loss", "reconstruction_loss", "kl_loss"}
     assert last["loss"] == pytest.approx(last["reconstruction_loss"] + last["kl_loss"], rel=1e-4)
     assert last["loss"] < first["loss"] - 15.0  # starts near 256·ln 2 ≈ 177 nats; untrained stays there
+
+    path = tmp_path / "vae.keras"
+    vae.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded.anomaly_score(x)), np.asarray(vae.anomaly_score(x)), rtol=1e-5)
+    assert int(loaded.optimizer.iterations.numpy()) == 24  # optimizer state restored
+    hist = loaded.fit(x, batch_size=8, epochs=1, verbose=0).history
+    assert int(loaded.optimizer.iterations.numpy()) == 28 and hist["loss"][-1] < first["loss"] - 15.0
 
 
 def test_methods_shapes_and_determinism():
@@ -93,22 +102,6 @@ def test_methods_shapes_and_determinism():
         vae.interpolate(x[0], x[1], steps=1)
 
 
-def test_keras_roundtrip_resumes_training(tmp_path):
-    import keras
-
-    vae = kerasvk.build("vae", seed=1, **TINY)
-    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
-    x = _images(8)
-    vae.fit(x, batch_size=4, epochs=1, verbose=0)
-    path = tmp_path / "vae.keras"
-    vae.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(np.asarray(loaded.anomaly_score(x)), np.asarray(vae.anomaly_score(x)), rtol=1e-5)
-    assert int(loaded.optimizer.iterations.numpy()) == 2
-    hist = loaded.fit(x, batch_size=4, epochs=1, verbose=0).history
-    assert int(loaded.optimizer.iterations.numpy()) == 4 and np.isfinite(hist["loss"][-1])
-
-
 def test_exported_signatures_match_keras(tmp_path):
     import tensorflow as tf
 
@@ -131,11 +124,10 @@ def test_exported_signatures_match_keras(tmp_path):
 
 
 def test_conditional_vae_uses_labels():
+    # (fit on [images, labels] is covered by the shared registered-model test)
     cvae = kerasvk.build("cvae", num_classes=3, seed=0, **TINY)
-    cvae.compile(optimizer="adam")
     x, y = _images(6), np.array([0, 1, 2, 0, 1, 2], "int32")
-    hist = cvae.fit([x, y], batch_size=6, epochs=1, verbose=0).history
-    assert np.isfinite(hist["loss"][-1])
+    assert tuple(cvae.reconstruct(x, labels=y).shape) == (6, 16, 16, 1)
     a = np.asarray(cvae.sample(2, seed=0, labels=[0, 0]))
     b = np.asarray(cvae.sample(2, seed=0, labels=[1, 1]))
     assert a.shape == (2, 16, 16, 1) and not np.allclose(a, b)
@@ -177,19 +169,13 @@ _BACKEND_SCRIPT = textwrap.dedent(
 )
 
 
-def test_vae_trains_on_tensorflow_backend(capsys):
-    """The test session's own backend (conftest sets tensorflow): the same script, run in-process."""
-    import keras
-
-    assert keras.backend.backend() == "tensorflow"
-    exec(_BACKEND_SCRIPT.format(backend="tensorflow"), {})
-    assert "OK" in capsys.readouterr().out
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_vae_trains_on_other_backend(backend):
-    """compute_loss-based training needs no TF: run the script in a subprocess with KERAS_BACKEND set."""
+    """compute_loss-based training needs no TF: run the script in a subprocess with KERAS_BACKEND set.
+
+    The TensorFlow backend is the test session's own: ``test_fit_evaluate_save_load_and_resume``.
+    """
     pytest.importorskip(backend, reason=f"{backend} is not installed; the VAE {backend}-backend check needs it")
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
     root = Path(__file__).resolve().parents[1]
