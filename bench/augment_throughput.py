@@ -12,7 +12,7 @@ Rounds alternate between the two sides in one process, so whatever else runs on 
 both alike; the table reports the median images/s of each side and their ratio (kerasvk / OpenCV).
 
     python bench/augment_throughput.py                 # 32×32 and 224×224, 5 rounds
-    python bench/augment_throughput.py --sizes 224 --rounds 3
+    python bench/augment_throughput.py --sizes 224 --rounds 3 --keras-chain   # + the plain keras chain
 
 Needs the ``bench`` extra (``pip install -e .[bench]`` → opencv-python-headless).
 """
@@ -84,6 +84,37 @@ def make_kerasvk_pipeline(x, y, seed=0):
     )
 
 
+class KerasChain:
+    """Reference only: the plain keras core chain (what the fused kerasvk kernel replaces)."""
+
+    def __init__(self, seed=0):
+        import keras
+
+        self.layers = [
+            keras.layers.RandomRotation(ROTATION / 360, seed=seed),
+            keras.layers.RandomZoom(ZOOM, seed=seed + 1),
+            keras.layers.RandomBrightness(BRIGHTNESS, value_range=(0, 255), seed=seed + 2),
+            keras.layers.RandomContrast(CONTRAST, value_range=(0, 255), seed=seed + 3),
+        ]
+
+    def __call__(self, images, labels):
+        import tensorflow as tf
+
+        x = tf.cast(images, tf.float32)
+        for layer in self.layers:
+            x = layer(x, training=True)
+        return x / 255.0, labels
+
+
+def make_keras_chain_pipeline(x, y, seed=0):
+    import tensorflow as tf
+
+    from kerasvk.data import make_pipeline
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    return make_pipeline(ds, batch_size=BATCH, training=True, seed=seed, augment=KerasChain(seed))
+
+
 def kerasvk_epoch(ds):
     n = 0
     for images, _ in ds:
@@ -91,7 +122,7 @@ def kerasvk_epoch(ds):
     return n
 
 
-def run(size, count, rounds, seed=0):
+def run(size, count, rounds, seed=0, keras_chain=False):
     rng = np.random.default_rng(seed)
     # Smooth random images (not white noise): a low-res field upsampled, like natural image statistics.
     import cv2
@@ -102,15 +133,22 @@ def run(size, count, rounds, seed=0):
     ds = make_kerasvk_pipeline(x, y, seed)
     kerasvk_epoch(ds)  # warm-up: XLA compile, cache fill
     opencv_epoch(x[:BATCH], rng)
-    kv, cv = [], []
+    chain = make_keras_chain_pipeline(x, y, seed) if keras_chain else None
+    if chain is not None:
+        kerasvk_epoch(chain)
+    kv, cv, kc = [], [], []
     for _ in range(rounds):
+        if chain is not None:
+            t0 = time.perf_counter()
+            n = kerasvk_epoch(chain)
+            kc.append(n / (time.perf_counter() - t0))
         t0 = time.perf_counter()
         n = kerasvk_epoch(ds)
         kv.append(n / (time.perf_counter() - t0))
         t0 = time.perf_counter()
         n = opencv_epoch(x, rng)
         cv.append(n / (time.perf_counter() - t0))
-    return statistics.median(kv), statistics.median(cv), kv, cv
+    return statistics.median(kv), statistics.median(cv), kv, cv, (statistics.median(kc) if kc else None)
 
 
 def main(argv=None):
@@ -120,6 +158,7 @@ def main(argv=None):
     p.add_argument(
         "--images", type=int, default=None, help="images per round (default 4096 at ≤64 px, else 512)"
     )
+    p.add_argument("--keras-chain", action="store_true", help="also time the plain keras core layer chain")
     a = p.parse_args(argv)
     try:
         import cv2  # noqa: F401
@@ -133,8 +172,12 @@ def main(argv=None):
     print(f"{'size':>9} | {'kerasvk img/s':>13} | {'OpenCV img/s':>12} | ratio")
     for size in a.sizes:
         count = a.images or (4096 if size <= 64 else 512)
-        kv, cv, kvs, cvs = run(size, count, a.rounds)
+        kv, cv, kvs, cvs, kc = run(size, count, a.rounds, keras_chain=a.keras_chain)
         print(f"{size:>4}×{size:<4} | {kv:13.0f} | {cv:12.0f} | {kv / cv:.2f}x", flush=True)
+        if kc is not None:
+            print(
+                f"{'':>9}   plain keras chain (float32): {kc:.0f} img/s = {kc / cv:.2f}x OpenCV", flush=True
+            )
         print(
             f"{'':>9}   rounds kerasvk {[round(v) for v in kvs]}  OpenCV {[round(v) for v in cvs]}",
             flush=True,
