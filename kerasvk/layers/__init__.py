@@ -18,3 +18,8 @@ from kerasvk.layers.ensemble import CombinePredictions  # noqa: E402
 from kerasvk.layers.gradient_reversal import GradientReversal, reverse_gradient  # noqa: E402
 
 __all__ += ["CombinePredictions", "GradientReversal", "reverse_gradient"]
+
+# Augmentation (fused geometric/colour ops and exact-area CutMix; see kerasvk.data.augment).
+from kerasvk.layers.augment import CutMix, RandomAffine, RandomColor  # noqa: E402
+
+__all__ += ["CutMix", "RandomAffine", "RandomColor"]
