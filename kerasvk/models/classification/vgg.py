@@ -7,12 +7,10 @@ Layer names follow keras.applications (``block1_conv1`` ... ``fc1``, ``fc2``, ``
 
 from __future__ import annotations
 
-import functools
-
 import keras
 
 from kerasvk.models.classification.base import global_pool, make_input, validate_classifier_args
-from kerasvk.registry import register
+from kerasvk.models.classification._variant import variant
 
 # convolutions per block; filters are 64, 128, 256, 512, 512 for every variant
 VGG_BLOCKS = {
@@ -72,43 +70,12 @@ def vgg(
     return keras.Model(inputs, x, name=name)
 
 
-def _variant(variant):
-    depths = VGG_BLOCKS[variant]
-
-    @functools.wraps(vgg)
-    def builder(
-        input_shape=(224, 224, 3),
-        num_classes=1000,
-        include_top=True,
-        pooling=None,
-        classifier_activation="softmax",
-        name=variant,
-        batch_norm=False,
-        fc_units=4096,
-        dropout=0.0,
-    ):
-        return vgg(
-            depths,
-            input_shape=input_shape,
-            num_classes=num_classes,
-            include_top=include_top,
-            pooling=pooling,
-            classifier_activation=classifier_activation,
-            name=name,
-            batch_norm=batch_norm,
-            fc_units=fc_units,
-            dropout=dropout,
-        )
-
-    builder.__name__ = variant
-    builder.__doc__ = f"{variant.upper()}: conv blocks {depths} of 3×3 convolutions, FC {{fc_units}}×2 head."
-    return register(
-        variant,
-        task="classification",
+for _v, _depths in VGG_BLOCKS.items():
+    globals()[_v] = variant(
+        vgg,
+        _v,
         family="vgg",
-        description=f"{variant.upper()} ({sum(depths) + 3} weight layers; blocks {depths})",
+        fixed={"depths": _depths},
+        description=f"{_v.upper()} ({sum(_depths) + 3} weight layers; blocks {_depths})",
         test_kwargs={"input_shape": (32, 32, 3), "fc_units": 32},
-    )(builder)
-
-
-vgg11, vgg13, vgg16, vgg19 = (_variant(v) for v in VGG_BLOCKS)
+    )
