@@ -30,11 +30,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import kerasvk  # noqa: E402
 from kerasvk import plots  # noqa: E402
 from kerasvk.data import load  # noqa: E402
-from kerasvk.evaluation.generative import InceptionFeatures, fid, inception_score, train_feature_classifier  # noqa: E402
+from kerasvk.evaluation.generative import (
+    InceptionFeatures,
+    fid,
+    inception_score,
+    train_feature_classifier,
+)  # noqa: E402
 from kerasvk.models.generative.gan import SampleGridCallback  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
@@ -71,12 +77,15 @@ def main(argv=None):
     p.add_argument("--latent-dim", type=int, default=32)
     p.add_argument("--num-samples", type=int, default=1000, help="generated images per FID/IS measurement")
     p.add_argument("--classifier-epochs", type=int, default=25)
-    p.add_argument("--inception", action="store_true", help="use ImageNet InceptionV3 features (downloads weights)")
+    p.add_argument(
+        "--inception", action="store_true", help="use ImageNet InceptionV3 features (downloads weights)"
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    tf.config.experimental.enable_op_determinism()  # same seed → same numbers
 
     data = load("digits", image_size=IMAGE_SIZE, batch_size=64, seed=args.seed)
     x_train, _ = arrays_of(data.train)
@@ -85,8 +94,9 @@ def main(argv=None):
     if args.inception:
         extractor, clf_acc = InceptionFeatures(), None
     else:
-        extractor, clf_acc = train_feature_classifier("digits", image_size=IMAGE_SIZE, model="lenet5",
-                                                      epochs=args.classifier_epochs, seed=args.seed)
+        extractor, clf_acc = train_feature_classifier(
+            "digits", image_size=IMAGE_SIZE, model="lenet5", epochs=args.classifier_epochs, seed=args.seed
+        )
         print(f"{extractor.name} feature classifier (LeNet-5): test accuracy {clf_acc:.3f}")
     real_feats, real_probs = extractor(x_test)
     real = {
@@ -96,7 +106,9 @@ def main(argv=None):
 
     keras.utils.set_random_seed(args.seed)
     small = {"g_filters": (64, 32), "d_filters": (32, 64)}
-    gan = kerasvk.build(args.model, input_shape=data.input_shape, latent_dim=args.latent_dim, seed=args.seed, **small)
+    gan = kerasvk.build(
+        args.model, input_shape=data.input_shape, latent_dim=args.latent_dim, seed=args.seed, **small
+    )
     gan.compile()  # Adam(2e-4, β1=0.5) ×2, label smoothing 0.1 (WGAN-GP: Adam(1e-4, 0.5, 0.9), n_critic 5)
     start_images = np.asarray(gan.sample(args.num_samples, seed=123))
     start = quality(extractor, real_feats, start_images)

@@ -1,4 +1,4 @@
-"""DCGAN / WGAN-GP: adversarial train_step, compile defaults, .keras resume, named export signatures, errors."""
+"""DCGAN / WGAN-GP: adversarial train_step, compile defaults, .keras resume, export signatures, errors."""
 
 import numpy as np
 import pytest
@@ -29,7 +29,9 @@ def test_gan_trains_saves_and_resumes(tmp_path):
     path = tmp_path / "gan.keras"
     gan.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    assert isinstance(loaded, type(gan)) and loaded.d_steps == 2 and loaded.label_smoothing == pytest.approx(0.1)
+    assert (
+        isinstance(loaded, type(gan)) and loaded.d_steps == 2 and loaded.label_smoothing == pytest.approx(0.1)
+    )
     z = np.random.default_rng(3).standard_normal((3, 4)).astype("float32")
     np.testing.assert_allclose(np.asarray(loaded.generate(z)), np.asarray(gan.generate(z)), atol=1e-6)
     x = _real(3, seed=5)

@@ -1,4 +1,4 @@
-"""VAE / CVAE: loss maths, trackers in fit and evaluate, methods, .keras resume, export signatures, backends."""
+"""VAE / CVAE: loss maths, fit/evaluate trackers, methods, .keras resume, export signatures, backends."""
 
 import os
 import subprocess
@@ -34,7 +34,9 @@ def test_sampling_layer_reparameterises_with_owned_seed():
     assert not np.allclose(z, np.asarray(layer([mean, log_var], training=True)))  # the generator advances
     np.testing.assert_allclose(np.asarray(layer([mean, log_var], training=False)), mean)
     clone = Sampling.from_config(layer.get_config())
-    assert clone.seed == 7 and isinstance(keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer)), Sampling)
+    assert clone.seed == 7 and isinstance(
+        keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer)), Sampling
+    )
 
 
 def test_loss_is_reconstruction_plus_beta_kl():
@@ -46,7 +48,9 @@ def test_loss_is_reconstruction_plus_beta_kl():
     p = np.clip(recon, 1e-7, 1 - 1e-7)
     bce = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=(1, 2, 3))
     kl = 0.5 * (mean**2 + np.exp(log_var) - 1 - log_var).sum(-1)
-    total = vae.compute_loss(x=x, y_pred=[recon.astype("float32"), mean.astype("float32"), log_var.astype("float32")])
+    total = vae.compute_loss(
+        x=x, y_pred=[recon.astype("float32"), mean.astype("float32"), log_var.astype("float32")]
+    )
     np.testing.assert_allclose(float(total), (bce + 0.5 * kl).mean(), rtol=1e-4)
     assert float(vae.kl_loss_tracker.result()) == pytest.approx(kl.mean(), rel=1e-4)
     assert float(vae.reconstruction_loss_tracker.result()) == pytest.approx(bce.mean(), rel=1e-4)
@@ -72,7 +76,9 @@ def test_fit_evaluate_save_load_and_resume(tmp_path):
     path = tmp_path / "vae.keras"
     vae.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(np.asarray(loaded.anomaly_score(x)), np.asarray(vae.anomaly_score(x)), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(loaded.anomaly_score(x)), np.asarray(vae.anomaly_score(x)), rtol=1e-5
+    )
     assert int(loaded.optimizer.iterations.numpy()) == 24  # optimizer state restored
     hist = loaded.fit(x, batch_size=8, epochs=1, verbose=0).history
     assert int(loaded.optimizer.iterations.numpy()) == 28 and hist["loss"][-1] < first["loss"] - 15.0
@@ -116,7 +122,9 @@ def test_exported_signatures_match_keras(tmp_path):
     np.testing.assert_allclose(enc["z_mean"].numpy(), np.asarray(mean), atol=1e-5)
     np.testing.assert_allclose(enc["z_log_var"].numpy(), np.asarray(log_var), atol=1e-5)
     z = np.random.default_rng(0).standard_normal((2, 2)).astype("float32")
-    np.testing.assert_allclose(loaded.signatures["decode"](z=tf.constant(z))["images"].numpy(), np.asarray(vae.decode(z)), atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.signatures["decode"](z=tf.constant(z))["images"].numpy(), np.asarray(vae.decode(z)), atol=1e-5
+    )
     served = loaded.signatures["sample"](n=tf.constant(3), seed=tf.constant(11))["images"].numpy()
     np.testing.assert_allclose(served, np.asarray(vae.sample(3, seed=11)), atol=1e-5)
     score = loaded.signatures["anomaly_score"](images=tf.constant(x))["score"].numpy()
@@ -149,8 +157,7 @@ def test_bad_arguments(kwargs, match):
         kerasvk.build("vae", **{**TINY, **kwargs})
 
 
-_BACKEND_SCRIPT = textwrap.dedent(
-    """
+_BACKEND_SCRIPT = textwrap.dedent("""
     import numpy as np, keras
     from kerasvk.models.generative.vae import VAE
     assert keras.backend.backend() == "{backend}", keras.backend.backend()
@@ -165,8 +172,7 @@ _BACKEND_SCRIPT = textwrap.dedent(
     ev = vae.evaluate(x, verbose=0, return_dict=True)
     assert abs(ev["loss"] - ev["reconstruction_loss"] - ev["kl_loss"]) < 1e-3 * ev["loss"]
     print("OK", h["loss"][0], h["loss"][-1])
-    """
-)
+    """)
 
 
 @pytest.mark.slow
@@ -176,7 +182,9 @@ def test_vae_trains_on_other_backend(backend):
 
     The TensorFlow backend is the test session's own: ``test_fit_evaluate_save_load_and_resume``.
     """
-    pytest.importorskip(backend, reason=f"{backend} is not installed; the VAE {backend}-backend check needs it")
+    pytest.importorskip(
+        backend, reason=f"{backend} is not installed; the VAE {backend}-backend check needs it"
+    )
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(

@@ -53,10 +53,13 @@ def trace_sqrt_product(sigma1, sigma2) -> float:
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2(Σ1 Σ2)^½) between two Gaussians (float64)."""
     mu1, mu2 = np.asarray(mu1, "float64"), np.asarray(mu2, "float64")
-    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, "float64")), np.atleast_2d(np.asarray(sigma2, "float64"))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, "float64")), np.atleast_2d(
+        np.asarray(sigma2, "float64")
+    )
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
         raise ValueError(
-            f"Mean/covariance shapes do not match: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}."
+            f"Mean/covariance shapes do not match: mu {mu1.shape} vs {mu2.shape}, "
+            f"sigma {sigma1.shape} vs {sigma2.shape}."
         )
     diff = mu1 - mu2
     value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
@@ -80,15 +83,21 @@ def fid(real, fake, feature_extractor=None) -> float:
     ff = _as_features(fake, feature_extractor, "fake")
     if fr.shape[1] != ff.shape[1]:
         raise ValueError(
-            f"real and fake features differ in size: {fr.shape[1]} vs {ff.shape[1]}. Use the same feature extractor for both."
+            f"real and fake features differ in size: {fr.shape[1]} vs {ff.shape[1]}. "
+            "Use the same feature extractor for both."
         )
     n, d = min(len(fr), len(ff)), fr.shape[1]
     if n < 2:
-        raise ValueError(f"FID needs at least 2 samples per set to estimate a covariance. Received: {len(fr)} real, {len(ff)} fake.")
+        raise ValueError(
+            "FID needs at least 2 samples per set to estimate a covariance. "
+            f"Received: {len(fr)} real, {len(ff)} fake."
+        )
     if n <= d:
         warnings.warn(
-            f"FID with {n} samples for {d}-dimensional features: the covariance estimates have rank < {d} (singular), "
-            f"so the score is biased upwards and noisy. Use more than {d} samples per set (several times more is better).",
+            f"FID with {n} samples for {d}-dimensional features: the covariance estimates have "
+            f"rank < {d} (singular), "
+            f"so the score is biased upwards and noisy. Use more than {d} samples per set "
+            "(several times more is better).",
             stacklevel=2,
         )
     if not (np.all(np.isfinite(fr)) and np.all(np.isfinite(ff))):
@@ -107,7 +116,9 @@ def inception_score(probs, splits=1, eps=1e-12):
     if p.ndim != 2 or p.shape[1] < 2:
         raise ValueError(f"probs must be (num_samples, num_classes >= 2). Received: shape={p.shape}")
     if np.any(p < -1e-6) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
-        raise ValueError("probs rows must be probability distributions (non-negative, summing to 1); apply softmax first.")
+        raise ValueError(
+            "probs rows must be probability distributions (non-negative, summing to 1); apply softmax first."
+        )
     if not isinstance(splits, (int, np.integer)) or not 1 <= splits <= len(p):
         raise ValueError(f"splits must be an int in [1, num_samples={len(p)}]. Received: splits={splits!r}")
     p = np.clip(p, 0.0, 1.0)
@@ -146,7 +157,10 @@ class ClassifierFeatures:
     def __call__(self, images):
         images = np.asarray(images, "float32")
         if images.shape[1:] != self.input_shape:
-            raise ValueError(f"{self.name} extractor takes images of shape {self.input_shape}. Received: {images.shape[1:]}")
+            raise ValueError(
+                f"{self.name} extractor takes images of shape {self.input_shape}. "
+                f"Received: {images.shape[1:]}"
+            )
         feats, probs = [], []
         for i in range(0, len(images), self.batch_size):
             f, p = self.model(images[i : i + self.batch_size], training=False)
@@ -204,7 +218,9 @@ def train_feature_classifier(
     keras.utils.set_random_seed(seed)
     data = load(source, image_size=image_size, batch_size=batch_size, seed=seed)
     clf = kerasvk.build(model, input_shape=data.input_shape, num_classes=data.num_classes)
-    clf.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    clf.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     clf.fit(data.train, validation_data=data.val, epochs=epochs, verbose=verbose)
     acc = float(clf.evaluate(data.test, verbose=0, return_dict=True)["accuracy"])
     name = source.split(":")[0] if isinstance(source, str) else "arrays"

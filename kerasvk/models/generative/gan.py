@@ -8,8 +8,8 @@ No batch norm in the discriminator, so the WGAN-GP gradient penalty is per examp
 A ``GAN`` is a functional model ``noise → images``; ``generator`` and ``discriminator`` are its
 sub-models. ``fit`` takes real images in [0, 1] (arrays or a dataset of images, or of ``(images, labels)``
 with the labels ignored); the generator's noise is drawn from the model's own ``SeedGenerator``, or
-given explicitly with ``fit(x=noise, y=images)``. One ``train_step`` = ``d_steps`` discriminator updates on real
-and fake batches (one-sided label smoothing: real targets 1 − ``label_smoothing``), then one generator
+given explicitly with ``fit(x=noise, y=images)``. One ``train_step`` = ``d_steps`` discriminator updates
+on real and fake batches (one-sided label smoothing: real targets 1 − ``label_smoothing``), then one generator
 update with flipped labels (non-saturating loss). History: ``d_loss``, ``g_loss``, ``d_x`` = mean D(x)
 on real images and ``d_g_z`` = mean D(G(z)) on fakes (probabilities; raw critic scores for WGAN-GP, which
 also reports ``gp``).
@@ -38,17 +38,22 @@ from kerasvk.registry import register
 def _validate(input_shape, latent_dim, g_filters, d_filters):
     shape = tuple(input_shape) if input_shape is not None else None
     if shape is None or len(shape) != 3 or any(d is None or int(d) < 1 for d in shape):
-        raise ValueError(f"GAN input_shape must be (height, width, channels). Received: input_shape={input_shape}")
+        raise ValueError(
+            f"GAN input_shape must be (height, width, channels). Received: input_shape={input_shape}"
+        )
     if not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
         raise ValueError(f"latent_dim must be an integer >= 1. Received: latent_dim={latent_dim!r}")
     g_filters = tuple(int(f) for f in g_filters)
     d_filters = tuple(int(f) for f in d_filters)
     if not g_filters or min(g_filters) < 1 or not d_filters or min(d_filters) < 1:
-        raise ValueError(f"g_filters and d_filters must be non-empty positive ints. Received: {g_filters}, {d_filters}")
+        raise ValueError(
+            f"g_filters and d_filters must be non-empty positive ints. Received: {g_filters}, {d_filters}"
+        )
     step = 2 ** len(g_filters)
     if shape[0] % step or shape[1] % step:
         raise ValueError(
-            f"The generator upsamples by 2 per filter entry ({len(g_filters)} → ×{step}), so height and width must "
+            f"The generator upsamples by 2 per filter entry ({len(g_filters)} → ×{step}), "
+            "so height and width must "
             f"be multiples of {step} (e.g. {[step * k for k in range(1, 5)]}). Received: input_shape={shape}."
         )
     return tuple(int(d) for d in shape), g_filters, d_filters
@@ -64,7 +69,9 @@ def build_generator(shape, latent_dim, filters, name="generator"):
     x = keras.layers.ReLU(name="g_project_relu")(x)
     x = keras.layers.Reshape((h // step, w // step, filters[0]), name="g_reshape")(x)
     for i, f in enumerate(filters[1:], start=1):
-        x = keras.layers.Conv2DTranspose(f, 4, strides=2, padding="same", use_bias=False, name=f"g_block{i}_deconv")(x)
+        x = keras.layers.Conv2DTranspose(
+            f, 4, strides=2, padding="same", use_bias=False, name=f"g_block{i}_deconv"
+        )(x)
         x = keras.layers.BatchNormalization(name=f"g_block{i}_bn")(x)
         x = keras.layers.ReLU(name=f"g_block{i}_relu")(x)
     x = keras.layers.Conv2DTranspose(c, 4, strides=2, padding="same", activation="tanh", name="g_output")(x)
@@ -116,7 +123,9 @@ class GAN(keras.Model):
         self.image_shape = shape
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self._hp = dict(input_shape=shape, latent_dim=int(latent_dim), g_filters=g_filters, d_filters=d_filters, seed=seed)
+        self._hp = dict(
+            input_shape=shape, latent_dim=int(latent_dim), g_filters=g_filters, d_filters=d_filters, seed=seed
+        )
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_x_tracker = keras.metrics.Mean(name="d_x")
@@ -128,7 +137,9 @@ class GAN(keras.Model):
     def _default_optimizer(self):
         return keras.optimizers.Adam(2e-4, beta_1=0.5)
 
-    def compile(self, optimizer=None, d_optimizer=None, g_optimizer=None, label_smoothing=0.1, d_steps=None, **kwargs):
+    def compile(
+        self, optimizer=None, d_optimizer=None, g_optimizer=None, label_smoothing=0.1, d_steps=None, **kwargs
+    ):
         """Two optimizers (default Adam(2e-4, β1=0.5) each). ``optimizer`` alone: D uses it, G a copy.
 
         ``label_smoothing`` ∈ [0, 0.5): real targets are 1 − label_smoothing (one-sided).
@@ -141,9 +152,13 @@ class GAN(keras.Model):
             g_optimizer = _clone_optimizer(optimizer) if optimizer is not None else self._default_optimizer()
         d_optimizer, g_optimizer = keras.optimizers.get(d_optimizer), keras.optimizers.get(g_optimizer)
         if d_optimizer is g_optimizer:
-            raise ValueError("d_optimizer and g_optimizer must be two optimizer objects (each keeps its own state).")
+            raise ValueError(
+                "d_optimizer and g_optimizer must be two optimizer objects (each keeps its own state)."
+            )
         if not 0.0 <= float(label_smoothing) < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5). Received: label_smoothing={label_smoothing}")
+            raise ValueError(
+                f"label_smoothing must be in [0, 0.5). Received: label_smoothing={label_smoothing}"
+            )
         d_steps = self.default_d_steps if d_steps is None else d_steps
         if not isinstance(d_steps, (int, np.integer)) or d_steps < 1:
             raise ValueError(f"d_steps must be an integer >= 1. Received: d_steps={d_steps!r}")
@@ -178,7 +193,9 @@ class GAN(keras.Model):
 
     # ----- training -----------------------------------------------------------------------------
     def _noise(self, batch):
-        return keras.random.normal((batch, self.latent_dim), dtype=self.compute_dtype, seed=self.seed_generator)
+        return keras.random.normal(
+            (batch, self.latent_dim), dtype=self.compute_dtype, seed=self.seed_generator
+        )
 
     def _d_loss(self, real, fake, tape):
         """Discriminator loss on one real and one fake batch → (loss, mean D(x), mean D(G(z)), extras)."""
@@ -197,7 +214,9 @@ class GAN(keras.Model):
         import tensorflow as tf
 
         if keras.backend.backend() != "tensorflow":
-            raise RuntimeError("GAN.train_step uses tf.GradientTape: train GANs with KERAS_BACKEND=tensorflow.")
+            raise RuntimeError(
+                "GAN.train_step uses tf.GradientTape: train GANs with KERAS_BACKEND=tensorflow."
+            )
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if y is not None and len(getattr(x, "shape", ())) == 2 and len(y.shape) == 4:
             noise, real = x, y  # fit(x=noise, y=real images)
@@ -238,9 +257,9 @@ class GAN(keras.Model):
         fake = self.generator(noise, training=False)
         real_logits = self.discriminator(real, training=False)
         fake_logits = self.discriminator(fake, training=False)
-        d_loss = ops.mean(ops.binary_crossentropy(ops.ones_like(real_logits), real_logits, from_logits=True)) + ops.mean(
-            ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits, from_logits=True)
-        )
+        d_loss = ops.mean(
+            ops.binary_crossentropy(ops.ones_like(real_logits), real_logits, from_logits=True)
+        ) + ops.mean(ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits, from_logits=True))
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(self._g_loss(fake_logits))
         self.d_x_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
@@ -275,7 +294,10 @@ class GAN(keras.Model):
 
         return {
             "generate": (generate, [tf.TensorSpec((None, self.latent_dim), tf.float32, name="noise")]),
-            "sample": (sample, [tf.TensorSpec((), tf.int32, name="n"), tf.TensorSpec((), tf.int32, name="seed")]),
+            "sample": (
+                sample,
+                [tf.TensorSpec((), tf.int32, name="n"), tf.TensorSpec((), tf.int32, name="seed")],
+            ),
         }
 
     # ----- serialization ------------------------------------------------------------------------
@@ -356,8 +378,15 @@ class SampleGridCallback(keras.callbacks.Callback):
     def __init__(self, folder, num_images=64, every=1, seed=0, prefix="samples", cols=8):
         super().__init__()
         if int(every) < 1 or int(num_images) < 1:
-            raise ValueError(f"every and num_images must be >= 1. Received: every={every}, num_images={num_images}")
-        self.folder, self.num_images, self.every, self.seed = str(folder), int(num_images), int(every), int(seed)
+            raise ValueError(
+                f"every and num_images must be >= 1. Received: every={every}, num_images={num_images}"
+            )
+        self.folder, self.num_images, self.every, self.seed = (
+            str(folder),
+            int(num_images),
+            int(every),
+            int(seed),
+        )
         self.prefix, self.cols = prefix, int(cols)
         self.noise = None
         self.paths = []
@@ -398,9 +427,18 @@ _TINY = {"input_shape": (8, 8, 1), "latent_dim": 4, "g_filters": (8, 4), "d_filt
 
 
 @register("dcgan", task="generative", family="gan", test_kwargs=_TINY, example_inputs=_example_inputs)
-def dcgan(input_shape=(32, 32, 1), latent_dim=64, g_filters=(128, 64), d_filters=(64, 128), seed=None, name="dcgan"):
+def dcgan(
+    input_shape=(32, 32, 1), latent_dim=64, g_filters=(128, 64), d_filters=(64, 128), seed=None, name="dcgan"
+):
     """DCGAN generator/discriminator pair trained adversarially (BCE, label smoothing, d_steps)."""
-    return GAN(input_shape=input_shape, latent_dim=latent_dim, g_filters=g_filters, d_filters=d_filters, seed=seed, name=name)
+    return GAN(
+        input_shape=input_shape,
+        latent_dim=latent_dim,
+        g_filters=g_filters,
+        d_filters=d_filters,
+        seed=seed,
+        name=name,
+    )
 
 
 @register("wgan_gp", task="generative", family="gan", test_kwargs=_TINY, example_inputs=_example_inputs)

@@ -31,17 +31,22 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 def _validate(input_shape, latent_dim, filters, likelihood, beta, num_classes):
     shape = tuple(input_shape) if input_shape is not None else None
     if shape is None or len(shape) != 3 or any(d is None or int(d) < 1 for d in shape):
-        raise ValueError(f"VAE input_shape must be (height, width, channels). Received: input_shape={input_shape}")
+        raise ValueError(
+            f"VAE input_shape must be (height, width, channels). Received: input_shape={input_shape}"
+        )
     if not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
         raise ValueError(f"latent_dim must be an integer >= 1. Received: latent_dim={latent_dim!r}")
     filters = tuple(int(f) for f in filters)
     if not filters or min(filters) < 1:
-        raise ValueError(f"filters must be a non-empty sequence of positive ints. Received: filters={filters}")
+        raise ValueError(
+            f"filters must be a non-empty sequence of positive ints. Received: filters={filters}"
+        )
     step = 2 ** len(filters)
     if shape[0] % step or shape[1] % step:
         ok = [step * k for k in range(1, 5)]
         raise ValueError(
-            f"The decoder upsamples by 2 per conv block ({len(filters)} blocks → ×{step}), so height and width "
+            f"The decoder upsamples by 2 per conv block ({len(filters)} blocks → ×{step}), "
+            "so height and width "
             f"must be multiples of {step} (e.g. {ok}) to be reached exactly. Received: input_shape={shape}. "
             "Resize the images or change the number of filters."
         )
@@ -50,7 +55,9 @@ def _validate(input_shape, latent_dim, filters, likelihood, beta, num_classes):
     if beta < 0:
         raise ValueError(f"beta must be >= 0. Received: beta={beta}")
     if num_classes is not None and (not isinstance(num_classes, (int, np.integer)) or num_classes < 2):
-        raise ValueError(f"num_classes must be None (unconditional) or an int >= 2. Received: num_classes={num_classes!r}")
+        raise ValueError(
+            f"num_classes must be None (unconditional) or an int >= 2. Received: num_classes={num_classes!r}"
+        )
     return tuple(int(d) for d in shape), filters
 
 
@@ -58,12 +65,16 @@ def _build_encoder(shape, latent_dim, filters, dense_units, num_classes):
     images = keras.Input(shape, name="images")
     x = images
     for i, f in enumerate(filters, start=1):
-        x = keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"enc_block{i}_conv")(x)
+        x = keras.layers.Conv2D(
+            f, 3, strides=2, padding="same", activation="relu", name=f"enc_block{i}_conv"
+        )(x)
     x = keras.layers.Flatten(name="enc_flatten")(x)
     inputs = images
     if num_classes:
         labels = keras.Input((), dtype="int32", name="labels")
-        onehot = keras.layers.CategoryEncoding(num_classes, output_mode="one_hot", name="enc_label_onehot")(labels)
+        onehot = keras.layers.CategoryEncoding(num_classes, output_mode="one_hot", name="enc_label_onehot")(
+            labels
+        )
         x = keras.layers.Concatenate(name="enc_condition")([x, onehot])
         inputs = [images, labels]
     x = keras.layers.Dense(dense_units, activation="relu", name="enc_dense")(x)
@@ -79,14 +90,18 @@ def _build_decoder(shape, latent_dim, filters, dense_units, num_classes):
     x, inputs = z, z
     if num_classes:
         labels = keras.Input((), dtype="int32", name="labels")
-        onehot = keras.layers.CategoryEncoding(num_classes, output_mode="one_hot", name="dec_label_onehot")(labels)
+        onehot = keras.layers.CategoryEncoding(num_classes, output_mode="one_hot", name="dec_label_onehot")(
+            labels
+        )
         x = keras.layers.Concatenate(name="dec_condition")([z, onehot])
         inputs = [z, labels]
     x = keras.layers.Dense(dense_units, activation="relu", name="dec_dense")(x)
     x = keras.layers.Dense((h // step) * (w // step) * filters[-1], activation="relu", name="dec_project")(x)
     x = keras.layers.Reshape((h // step, w // step, filters[-1]), name="dec_reshape")(x)
     for i, f in enumerate(reversed(filters), start=1):
-        x = keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu", name=f"dec_block{i}_deconv")(x)
+        x = keras.layers.Conv2DTranspose(
+            f, 3, strides=2, padding="same", activation="relu", name=f"dec_block{i}_deconv"
+        )(x)
     out = keras.layers.Conv2D(c, 3, padding="same", activation="sigmoid", name="dec_output")(x)
     return keras.Model(inputs, out, name="decoder")
 
@@ -234,7 +249,12 @@ class VAE(keras.Model):
         """Decode ``steps`` evenly spaced points on the line between the latent means of images a and b."""
         if int(steps) < 2:
             raise ValueError(f"steps must be >= 2. Received: steps={steps}")
-        pair = np.stack([np.asarray(a, "float32").reshape(self.image_shape), np.asarray(b, "float32").reshape(self.image_shape)])
+        pair = np.stack(
+            [
+                np.asarray(a, "float32").reshape(self.image_shape),
+                np.asarray(b, "float32").reshape(self.image_shape),
+            ]
+        )
         labels = None if label is None else np.full((2,), int(label), "int32")
         mean, _ = self.encode(pair, labels)
         mean = ops.convert_to_numpy(mean)
@@ -247,7 +267,9 @@ class VAE(keras.Model):
         """Per-example negative ELBO at z = μ: reconstruction NLL + KL (β = 1). Higher = more anomalous."""
         mean, log_var = self.encode(images, labels)
         recon = self.decode(mean, labels)
-        return self._reconstruction_nll(ops.convert_to_tensor(images, self.compute_dtype), recon) + self._kl(mean, log_var)
+        return self._reconstruction_nll(ops.convert_to_tensor(images, self.compute_dtype), recon) + self._kl(
+            mean, log_var
+        )
 
     def negative_elbo(self, images, labels=None, num_samples=8, seed=0):
         """Per-example Monte-Carlo negative ELBO: E_q[−log p(x|z)] (``num_samples`` draws) + KL (β = 1)."""
@@ -379,7 +401,7 @@ def cvae(
     seed=None,
     name="cvae",
 ):
-    """Label-conditioned VAE: inputs [images, labels]; one-hot labels join the encoder head and decoder input."""
+    """Label-conditioned VAE: inputs [images, labels]; one-hot labels join encoder head and decoder input."""
     return VAE(
         input_shape=input_shape,
         latent_dim=latent_dim,
