@@ -55,7 +55,8 @@ def bench_pair(name, size, batch, classes, warmup, rounds, steps, seed=0):
     y = rng.integers(0, classes, (batch,))
     ours = _compile(kerasvk.build(name, input_shape=(size, size, 3), num_classes=classes), keras)
     theirs = _compile(
-        getattr(keras.applications, PAIRS[name])(weights=None, input_shape=(size, size, 3), classes=classes), keras
+        getattr(keras.applications, PAIRS[name])(weights=None, input_shape=(size, size, 3), classes=classes),
+        keras,
     )
     assert ours.count_params() == theirs.count_params(), (name, ours.count_params(), theirs.count_params())
     for m in (ours, theirs):
@@ -86,7 +87,8 @@ def main(argv=None):
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     print(
-        f"builder parity: {device}, input {args.size}x{args.size}x3, batch {args.batch}, {args.classes} classes, "
+        f"builder parity: {device}, input {args.size}x{args.size}x3, batch {args.batch}, "
+        f"{args.classes} classes, "
         f"{args.warmup} warm-up steps, median of {args.rounds} alternating rounds x {args.steps} steps"
     )
     print("ratio = keras step time / kerasvk step time (>= 1.0 means kerasvk is at least as fast)\n")

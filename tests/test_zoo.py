@@ -75,8 +75,16 @@ def _keras_twins():
 
 
 TWINS = [
-    "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "densenet201", "mobilenet_v1",
-    "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "densenet121",
+    "densenet169",
+    "densenet201",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
 ] + [f"efficientnet_b{i}" for i in range(8)]
 
 
@@ -94,8 +102,15 @@ def test_same_weights_as_keras_applications(name):
 def test_keras_applications_layer_names():
     model = kerasvk.build("resnet50", input_shape=(64, 64, 3), num_classes=10, width_multiplier=0.125)
     names = {layer.name for layer in model.layers}
-    for n in ("conv1_conv", "conv2_block1_0_conv", "conv2_block1_1_conv", "conv3_block4_out", "conv5_block3_3_bn",
-              "avg_pool", "predictions"):
+    for n in (
+        "conv1_conv",
+        "conv2_block1_0_conv",
+        "conv2_block1_1_conv",
+        "conv3_block4_out",
+        "conv5_block3_3_bn",
+        "avg_pool",
+        "predictions",
+    ):
         assert n in names
     names = {layer.name for layer in kerasvk.build("efficientnet_b0", input_shape=(32, 32, 3)).layers}
     for n in ("stem_conv", "block1a_se_excite", "block2b_drop", "block7a_project_bn", "top_conv"):
@@ -175,17 +190,36 @@ def test_vit_transfer_weights_to_another_resolution():
     )
     pe = big.get_layer("position_embedding")
     assert tuple(pe.embedding.shape) == (1, 1 + 64, 16)
-    np.testing.assert_allclose(pe.embedding.numpy()[0, 0], small.get_layer("position_embedding").embedding.numpy()[0, 0])
+    np.testing.assert_allclose(
+        pe.embedding.numpy()[0, 0], small.get_layer("position_embedding").embedding.numpy()[0, 0]
+    )
     out = big(np.random.default_rng(0).uniform(size=(2, 64, 64, 3)).astype("float32"))
     assert out.shape == (2, 10) and np.all(np.isfinite(out))
 
 
 def test_vit_features_without_top():
-    m = kerasvk.build("vit_tiny_16", input_shape=(32, 32, 3), include_top=False, hidden_dim=16, num_layers=1,
-                      num_heads=2, mlp_dim=32, patch_size=8)
+    m = kerasvk.build(
+        "vit_tiny_16",
+        input_shape=(32, 32, 3),
+        include_top=False,
+        hidden_dim=16,
+        num_layers=1,
+        num_heads=2,
+        mlp_dim=32,
+        patch_size=8,
+    )
     assert m.output_shape == (None, 1 + 16, 16)
-    m = kerasvk.build("vit_tiny_16", input_shape=(32, 32, 3), include_top=False, pooling="avg", hidden_dim=16,
-                      num_layers=1, num_heads=2, mlp_dim=32, patch_size=8)
+    m = kerasvk.build(
+        "vit_tiny_16",
+        input_shape=(32, 32, 3),
+        include_top=False,
+        pooling="avg",
+        hidden_dim=16,
+        num_layers=1,
+        num_heads=2,
+        mlp_dim=32,
+        patch_size=8,
+    )
     assert m.output_shape == (None, 16)
 
 

@@ -32,7 +32,8 @@ class PadChannelsShortcut(keras.layers.Layer):
         extra = self.filters - x.shape[-1]
         if extra < 0:
             raise ValueError(
-                f"{self.name}: filters must be >= the input channels ({x.shape[-1]}). Received: filters={self.filters}"
+                f"{self.name}: filters must be >= the input channels ({x.shape[-1]}). "
+                f"Received: filters={self.filters}"
             )
         if extra:
             x = ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])

@@ -63,7 +63,11 @@ class PositionEmbedding(keras.layers.Layer):
         return x + ops.cast(self.embedding, x.dtype)
 
     def get_config(self):
-        return {**super().get_config(), "grid_size": self.grid_size, "num_prefix_tokens": self.num_prefix_tokens}
+        return {
+            **super().get_config(),
+            "grid_size": self.grid_size,
+            "num_prefix_tokens": self.num_prefix_tokens,
+        }
 
 
 @keras.saving.register_keras_serializable(package="kerasvk")
@@ -104,6 +108,8 @@ def interpolate_position_embeddings(embedding, old_grid, new_grid, num_prefix_to
     if old_grid == new_grid:
         return emb
     grid = grid.reshape(1, old_grid[0], old_grid[1], -1)
-    resized = ops.image.resize(grid, new_grid, interpolation=method, antialias=False, data_format="channels_last")
+    resized = ops.image.resize(
+        grid, new_grid, interpolation=method, antialias=False, data_format="channels_last"
+    )
     resized = np.asarray(keras.ops.convert_to_numpy(resized), dtype="float32").reshape(1, -1, emb.shape[-1])
     return np.concatenate([prefix, resized], axis=1)

@@ -31,7 +31,9 @@ def variant(family_fn, name, *, family, fixed, defaults=None, description="", te
     builder.__signature__ = new_sig
     builder.__name__ = builder.__qualname__ = name
     builder.__module__ = family_fn.__module__
-    builder.__doc__ = description or f"{name}: {family_fn.__name__}({', '.join(f'{k}={v!r}' for k, v in fixed.items())})."
+    builder.__doc__ = (
+        description or f"{name}: {family_fn.__name__}({', '.join(f'{k}={v!r}' for k, v in fixed.items())})."
+    )
     return register(
         name,
         task="classification",

@@ -63,10 +63,14 @@ def densenet(
     keras' ``DenseNet(blocks)``) overrides the table's dense layers per block.
     """
     if depth not in DENSENET_BLOCKS:
-        raise ValueError(f"densenet: depth must be one of {sorted(DENSENET_BLOCKS)}. Received: depth={depth!r}")
+        raise ValueError(
+            f"densenet: depth must be one of {sorted(DENSENET_BLOCKS)}. Received: depth={depth!r}"
+        )
     name = name or f"densenet{depth}"
     if not (isinstance(growth_rate, int) and growth_rate >= 1):
-        raise ValueError(f"{name}: growth_rate must be an integer >= 1. Received: growth_rate={growth_rate!r}")
+        raise ValueError(
+            f"{name}: growth_rate must be an integer >= 1. Received: growth_rate={growth_rate!r}"
+        )
     if not 0 < compression <= 1:
         raise ValueError(f"{name}: compression must be in (0, 1]. Received: compression={compression!r}")
     if not (isinstance(bn_size, int) and bn_size >= 1):
@@ -96,7 +100,10 @@ def densenet(
     x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="bn")(x)
     x = keras.layers.Activation("relu", name="relu")(x)
     x = pooled_head(
-        x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+        x,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
         classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=name)

@@ -51,7 +51,9 @@ EFFICIENTNET_VARIANTS = {
     "b7": (2.0, 3.1, 600, 0.5),
 }
 
-CONV_KERNEL_INITIALIZER = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="truncated_normal")
+CONV_KERNEL_INITIALIZER = keras.initializers.VarianceScaling(
+    2.0, mode="fan_out", distribution="truncated_normal"
+)
 
 
 def mbconv_block(
@@ -72,8 +74,13 @@ def mbconv_block(
     filters = filters_in * expand_ratio
     if expand_ratio != 1:
         x = conv_bn_act(
-            x, filters, 1, activation=activation, act_suffix="activation",
-            kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{name}expand",
+            x,
+            filters,
+            1,
+            activation=activation,
+            act_suffix="activation",
+            kernel_initializer=CONV_KERNEL_INITIALIZER,
+            name=f"{name}expand",
         )
     if strides == 2:
         x = keras.layers.ZeroPadding2D(correct_pad(x, kernel_size), name=f"{name}dwconv_pad")(x)
@@ -89,11 +96,19 @@ def mbconv_block(
     x = keras.layers.Activation(activation, name=f"{name}activation")(x)
     if 0 < se_ratio <= 1:
         x = squeeze_excite(
-            x, max(1, int(filters_in * se_ratio)), activation=activation, gate="sigmoid",
-            kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{name}se",
+            x,
+            max(1, int(filters_in * se_ratio)),
+            activation=activation,
+            gate="sigmoid",
+            kernel_initializer=CONV_KERNEL_INITIALIZER,
+            name=f"{name}se",
         )
     x = keras.layers.Conv2D(
-        filters_out, 1, padding="same", use_bias=False, kernel_initializer=CONV_KERNEL_INITIALIZER,
+        filters_out,
+        1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
         name=f"{name}project_conv",
     )(x)
     x = keras.layers.BatchNormalization(name=f"{name}project_bn")(x)
@@ -154,14 +169,23 @@ def efficientnet_family(
         x = keras.layers.Normalization(axis=-1, name="normalization")(x)
     x = keras.layers.ZeroPadding2D(correct_pad(x, 3), name="stem_conv_pad")(x)
     x = conv_bn_act(
-        x, round_filters(32), 3, strides=2, padding="valid", activation=activation, act_suffix="activation",
-        kernel_initializer=CONV_KERNEL_INITIALIZER, name="stem",
+        x,
+        round_filters(32),
+        3,
+        strides=2,
+        padding="valid",
+        activation=activation,
+        act_suffix="activation",
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
+        name="stem",
     )
     blocks_args = copy.deepcopy(BLOCKS_ARGS)
     total = float(sum(round_repeats(a["repeats"]) for a in blocks_args))
     b = 0
     for i, args in enumerate(blocks_args):
-        filters_in, filters_out = round_filters(args.pop("filters_in")), round_filters(args.pop("filters_out"))
+        filters_in, filters_out = round_filters(args.pop("filters_in")), round_filters(
+            args.pop("filters_out")
+        )
         for j in range(round_repeats(args.pop("repeats"))):
             x = mbconv_block(
                 x,
@@ -174,12 +198,21 @@ def efficientnet_family(
             )
             b += 1
     x = conv_bn_act(
-        x, round_filters(1280), 1, activation=activation, act_suffix="activation",
-        kernel_initializer=CONV_KERNEL_INITIALIZER, name="top",
+        x,
+        round_filters(1280),
+        1,
+        activation=activation,
+        act_suffix="activation",
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
+        name="top",
     )
     x = pooled_head(
-        x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        classifier_activation=classifier_activation, dropout=dropout,
+        x,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        dropout=dropout,
     )
     return keras.Model(inputs, x, name=name)
 
@@ -193,9 +226,13 @@ def compound_coefficients(phi=0, alpha=1.2, beta=1.1, gamma=1.15, base_resolutio
         raise ValueError(f"efficientnet: phi must be a number >= 0 (0 is B0). Received: phi={phi!r}")
     for arg, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
         if not (isinstance(value, (int, float)) and value >= 1):
-            raise ValueError(f"efficientnet: {arg} must be >= 1 (paper: α, β, γ ≥ 1). Received: {arg}={value!r}")
+            raise ValueError(
+                f"efficientnet: {arg} must be >= 1 (paper: α, β, γ ≥ 1). Received: {arg}={value!r}"
+            )
     if not (isinstance(base_resolution, int) and base_resolution >= 32):
-        raise ValueError(f"efficientnet: base_resolution must be an integer >= 32. Received: {base_resolution!r}")
+        raise ValueError(
+            f"efficientnet: base_resolution must be an integer >= 32. Received: {base_resolution!r}"
+        )
     return {
         "phi": phi,
         "depth_coefficient": alpha**phi,

@@ -24,18 +24,39 @@ from kerasvk.registry import register
 
 # V1: (pointwise filters, stride) of the 13 depthwise-separable blocks
 V1_BLOCKS = (
-    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
 )
 
 # V2: (expansion, output filters, stride) of the 17 inverted-residual blocks
 V2_BLOCKS = (
     (1, 16, 1),
-    (6, 24, 2), (6, 24, 1),
-    (6, 32, 2), (6, 32, 1), (6, 32, 1),
-    (6, 64, 2), (6, 64, 1), (6, 64, 1), (6, 64, 1),
-    (6, 96, 1), (6, 96, 1), (6, 96, 1),
-    (6, 160, 2), (6, 160, 1), (6, 160, 1),
+    (6, 24, 2),
+    (6, 24, 1),
+    (6, 32, 2),
+    (6, 32, 1),
+    (6, 32, 1),
+    (6, 64, 2),
+    (6, 64, 1),
+    (6, 64, 1),
+    (6, 64, 1),
+    (6, 96, 1),
+    (6, 96, 1),
+    (6, 96, 1),
+    (6, 160, 2),
+    (6, 160, 1),
+    (6, 160, 1),
     (6, 320, 1),
 )
 
@@ -79,7 +100,8 @@ V3_LAST_POINT = {"small": 1024, "large": 1280}
 def _check_alpha(alpha, name):
     if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha > 0):
         raise ValueError(
-            f"{name}: alpha (width multiplier) must be a number > 0, e.g. 0.25, 0.5, 0.75, 1.0. Received: alpha={alpha!r}"
+            f"{name}: alpha (width multiplier) must be a number > 0, e.g. 0.25, 0.5, 0.75, 1.0. "
+            f"Received: alpha={alpha!r}"
         )
 
 
@@ -109,23 +131,37 @@ def mobilenet_v1(
     depth_multiplier=1,
     dropout=1e-3,
 ):
-    """MobileNet V1: depthwise-separable convolutions; ``alpha`` width, ``depth_multiplier`` depthwise channels."""
+    """MobileNet V1: depthwise-separable convs; ``alpha`` width, ``depth_multiplier`` depthwise channels."""
     shape = _validate(
-        name, alpha, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-        pooling=pooling, classifier_activation=classifier_activation,
+        name,
+        alpha,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
     )
     if not (isinstance(depth_multiplier, int) and depth_multiplier >= 1):
-        raise ValueError(f"{name}: depth_multiplier must be an integer >= 1. Received: depth_multiplier={depth_multiplier!r}")
+        raise ValueError(
+            f"{name}: depth_multiplier must be an integer >= 1. "
+            f"Received: depth_multiplier={depth_multiplier!r}"
+        )
     inputs = make_input(shape)
-    x = keras.layers.Conv2D(int(32 * alpha), 3, strides=2, padding="same", use_bias=False, name="conv1")(inputs)
+    x = keras.layers.Conv2D(int(32 * alpha), 3, strides=2, padding="same", use_bias=False, name="conv1")(
+        inputs
+    )
     x = _bn("conv1_bn")(x)
     x = keras.layers.ReLU(6.0, name="conv1_relu")(x)
     for i, (filters, strides) in enumerate(V1_BLOCKS, start=1):
         if strides == 2:
             x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{i}")(x)
         x = keras.layers.DepthwiseConv2D(
-            3, strides=strides, padding="same" if strides == 1 else "valid",
-            depth_multiplier=depth_multiplier, use_bias=False, name=f"conv_dw_{i}",
+            3,
+            strides=strides,
+            padding="same" if strides == 1 else "valid",
+            depth_multiplier=depth_multiplier,
+            use_bias=False,
+            name=f"conv_dw_{i}",
         )(x)
         x = _bn(f"conv_dw_{i}_bn")(x)
         x = keras.layers.ReLU(6.0, name=f"conv_dw_{i}_relu")(x)
@@ -133,8 +169,12 @@ def mobilenet_v1(
         x = _bn(f"conv_pw_{i}_bn")(x)
         x = keras.layers.ReLU(6.0, name=f"conv_pw_{i}_relu")(x)
     x = pooled_head(
-        x, num_classes=num_classes, include_top=include_top, pooling=pooling,
-        classifier_activation=classifier_activation, dropout=dropout,
+        x,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        dropout=dropout,
     )
     return keras.Model(inputs, x, name=name)
 
@@ -151,7 +191,11 @@ def inverted_residual_v2(x, *, expansion, filters, strides, block_id):
     if strides == 2:
         x = keras.layers.ZeroPadding2D(correct_pad(x, 3), name=f"{prefix}pad")(x)
     x = keras.layers.DepthwiseConv2D(
-        3, strides=strides, padding="same" if strides == 1 else "valid", use_bias=False, name=f"{prefix}depthwise"
+        3,
+        strides=strides,
+        padding="same" if strides == 1 else "valid",
+        use_bias=False,
+        name=f"{prefix}depthwise",
     )(x)
     x = _bn(f"{prefix}depthwise_BN", momentum=0.999)(x)
     x = keras.layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(x)
@@ -179,23 +223,37 @@ def mobilenet_v2(
 ):
     """MobileNet V2: inverted residuals and linear bottlenecks; ``alpha`` width multiplier."""
     shape = _validate(
-        name, alpha, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-        pooling=pooling, classifier_activation=classifier_activation,
+        name,
+        alpha,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
     )
     inputs = make_input(shape)
-    x = keras.layers.Conv2D(make_divisible(32 * alpha, 8), 3, strides=2, padding="same", use_bias=False, name="Conv1")(inputs)
+    x = keras.layers.Conv2D(
+        make_divisible(32 * alpha, 8), 3, strides=2, padding="same", use_bias=False, name="Conv1"
+    )(inputs)
     x = _bn("bn_Conv1", momentum=0.999)(x)
     x = keras.layers.ReLU(6.0, name="Conv1_relu")(x)
     for i, (expansion, filters, strides) in enumerate(V2_BLOCKS):
         x = inverted_residual_v2(
-            x, expansion=expansion, filters=make_divisible(int(filters * alpha), 8), strides=strides, block_id=i
+            x,
+            expansion=expansion,
+            filters=make_divisible(int(filters * alpha), 8),
+            strides=strides,
+            block_id=i,
         )
     last = make_divisible(1280 * alpha, 8) if alpha > 1.0 else 1280
     x = keras.layers.Conv2D(last, 1, use_bias=False, name="Conv_1")(x)
     x = _bn("Conv_1_bn", momentum=0.999)(x)
     x = keras.layers.ReLU(6.0, name="out_relu")(x)
     x = pooled_head(
-        x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+        x,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
         classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=name)
@@ -214,14 +272,20 @@ def inverted_residual_v3(x, *, expansion, filters, kernel_size, strides, se_rati
     if strides == 2:
         x = keras.layers.ZeroPadding2D(correct_pad(x, kernel_size), name=f"{prefix}depthwise_pad")(x)
     x = keras.layers.DepthwiseConv2D(
-        kernel_size, strides=strides, padding="same" if strides == 1 else "valid", use_bias=False,
+        kernel_size,
+        strides=strides,
+        padding="same" if strides == 1 else "valid",
+        use_bias=False,
         name=f"{prefix}depthwise",
     )(x)
     x = _bn(f"{prefix}depthwise_bn", momentum=0.999)(x)
     x = keras.layers.Activation(activation, name=f"{prefix}depthwise_{activation}")(x)
     if se_ratio:
         x = squeeze_excite(
-            x, make_divisible(expanded * se_ratio), activation="relu", gate="hard_sigmoid",
+            x,
+            make_divisible(expanded * se_ratio),
+            activation="relu",
+            gate="hard_sigmoid",
             name=f"{prefix}squeeze_excite",
         )
     x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}project")(x)
@@ -250,11 +314,18 @@ def mobilenet_v3(
     ``dropout`` before the classifier; ``include_preprocessing`` (``Rescaling(1/127.5, offset=-1)``).
     """
     if model_type not in V3_BLOCKS:
-        raise ValueError(f"mobilenet_v3: model_type must be 'small' or 'large'. Received: model_type={model_type!r}")
+        raise ValueError(
+            f"mobilenet_v3: model_type must be 'small' or 'large'. Received: model_type={model_type!r}"
+        )
     name = name or f"mobilenet_v3_{model_type}"
     shape = _validate(
-        name, alpha, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
-        pooling=pooling, classifier_activation=classifier_activation,
+        name,
+        alpha,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
     )
     if not 0 <= dropout < 1:
         raise ValueError(f"{name}: dropout must be in [0, 1). Received: dropout={dropout!r}")
@@ -291,7 +362,9 @@ def mobilenet_v3(
             x = keras.layers.Dropout(dropout, name="top_dropout")(x)
         x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
     else:
-        x = pooled_head(x, num_classes=num_classes, include_top=False, pooling=pooling, classifier_activation=None)
+        x = pooled_head(
+            x, num_classes=num_classes, include_top=False, pooling=pooling, classifier_activation=None
+        )
     return keras.Model(inputs, x, name=name)
 
 

@@ -54,27 +54,46 @@ def basic_block(x, filters, *, strides=1, use_bias=False, shortcut="B", name):
             sc = PadChannelsShortcut(filters, strides, name=f"{name}_0_pad")(x)
         else:
             sc = conv_bn_act(
-                x, filters, 1, strides=strides, use_bias=use_bias, activation=None,
-                bn_epsilon=BN_EPSILON, name=f"{name}_0",
+                x,
+                filters,
+                1,
+                strides=strides,
+                use_bias=use_bias,
+                activation=None,
+                bn_epsilon=BN_EPSILON,
+                name=f"{name}_0",
             )
     else:
         sc = x
-    y = conv_bn_act(x, filters, 3, strides=strides, use_bias=use_bias, bn_epsilon=BN_EPSILON, name=f"{name}_1")
-    y = conv_bn_act(y, filters, 3, use_bias=use_bias, activation=None, bn_epsilon=BN_EPSILON, name=f"{name}_2")
+    y = conv_bn_act(
+        x, filters, 3, strides=strides, use_bias=use_bias, bn_epsilon=BN_EPSILON, name=f"{name}_1"
+    )
+    y = conv_bn_act(
+        y, filters, 3, use_bias=use_bias, activation=None, bn_epsilon=BN_EPSILON, name=f"{name}_2"
+    )
     y = keras.layers.Add(name=f"{name}_add")([sc, y])
     return keras.layers.Activation("relu", name=f"{name}_out")(y)
 
 
 def bottleneck_block(x, filters, *, strides=1, use_bias=True, expansion=4, name):
-    """keras.applications ResNet v1 block: 1×1 (stride) → 3×3 → 1×1 (×``expansion``), projection where needed."""
+    """keras.applications ResNet v1 block: 1×1 (stride) → 3×3 → 1×1 (×``expansion``), projection if needed."""
     out = expansion * filters
     if strides != 1 or x.shape[-1] != out:
         sc = conv_bn_act(
-            x, out, 1, strides=strides, use_bias=use_bias, activation=None, bn_epsilon=BN_EPSILON, name=f"{name}_0"
+            x,
+            out,
+            1,
+            strides=strides,
+            use_bias=use_bias,
+            activation=None,
+            bn_epsilon=BN_EPSILON,
+            name=f"{name}_0",
         )
     else:
         sc = x
-    y = conv_bn_act(x, filters, 1, strides=strides, use_bias=use_bias, bn_epsilon=BN_EPSILON, name=f"{name}_1")
+    y = conv_bn_act(
+        x, filters, 1, strides=strides, use_bias=use_bias, bn_epsilon=BN_EPSILON, name=f"{name}_1"
+    )
     y = conv_bn_act(y, filters, 3, use_bias=use_bias, bn_epsilon=BN_EPSILON, name=f"{name}_2")
     y = conv_bn_act(y, out, 1, use_bias=use_bias, activation=None, bn_epsilon=BN_EPSILON, name=f"{name}_3")
     y = keras.layers.Add(name=f"{name}_add")([sc, y])
@@ -107,7 +126,9 @@ def resnet(
         )
     name = name or f"resnet{depth}"
     if not width_multiplier > 0:
-        raise ValueError(f"{name}: width_multiplier must be > 0. Received: width_multiplier={width_multiplier!r}")
+        raise ValueError(
+            f"{name}: width_multiplier must be > 0. Received: width_multiplier={width_multiplier!r}"
+        )
     shape = validate_classifier_args(
         input_shape=input_shape,
         num_classes=num_classes,
@@ -121,7 +142,8 @@ def resnet(
     if blocks_per_stage is not None:
         if len(blocks_per_stage) != 4 or not all(isinstance(b, int) and b >= 1 for b in blocks_per_stage):
             raise ValueError(
-                f"{name}: blocks_per_stage must be 4 integers >= 1. Received: blocks_per_stage={blocks_per_stage!r}"
+                f"{name}: blocks_per_stage must be 4 integers >= 1. "
+                f"Received: blocks_per_stage={blocks_per_stage!r}"
             )
         blocks = tuple(blocks_per_stage)
     bias = ref_bias if use_bias is None else bool(use_bias)
@@ -129,8 +151,14 @@ def resnet(
     inputs = make_input(shape)
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
     x = conv_bn_act(
-        x, _scale(64, width_multiplier), 7, strides=2, padding="valid", use_bias=bias,
-        bn_epsilon=BN_EPSILON, name="conv1",
+        x,
+        _scale(64, width_multiplier),
+        7,
+        strides=2,
+        padding="valid",
+        use_bias=bias,
+        bn_epsilon=BN_EPSILON,
+        name="conv1",
     )
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
@@ -144,7 +172,10 @@ def resnet(
             else:
                 x = bottleneck_block(x, filters, strides=strides, use_bias=bias, name=block_name)
     x = pooled_head(
-        x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+        x,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
         classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=name)
@@ -170,13 +201,18 @@ def cifar_resnet(
     """
     if depth not in CIFAR_DEPTHS:
         raise ValueError(
-            f"cifar_resnet: depth must be one of {CIFAR_DEPTHS} (6n+2, the paper's Table 6). Received: depth={depth!r}"
+            f"cifar_resnet: depth must be one of {CIFAR_DEPTHS} (6n+2, the paper's Table 6). "
+            f"Received: depth={depth!r}"
         )
     name = name or f"resnet{depth}"
     if shortcut not in ("A", "B"):
-        raise ValueError(f"{name}: shortcut must be 'A' (zero-pad) or 'B' (projection). Received: shortcut={shortcut!r}")
+        raise ValueError(
+            f"{name}: shortcut must be 'A' (zero-pad) or 'B' (projection). Received: shortcut={shortcut!r}"
+        )
     if not width_multiplier > 0:
-        raise ValueError(f"{name}: width_multiplier must be > 0. Received: width_multiplier={width_multiplier!r}")
+        raise ValueError(
+            f"{name}: width_multiplier must be > 0. Received: width_multiplier={width_multiplier!r}"
+        )
     shape = validate_classifier_args(
         input_shape=input_shape,
         num_classes=num_classes,
@@ -190,7 +226,8 @@ def cifar_resnet(
     if blocks_per_stage is not None:
         if not (isinstance(blocks_per_stage, int) and blocks_per_stage >= 1):
             raise ValueError(
-                f"{name}: blocks_per_stage must be an integer >= 1. Received: blocks_per_stage={blocks_per_stage!r}"
+                f"{name}: blocks_per_stage must be an integer >= 1. "
+                f"Received: blocks_per_stage={blocks_per_stage!r}"
             )
         n = blocks_per_stage
     inputs = make_input(shape)
@@ -201,7 +238,10 @@ def cifar_resnet(
             strides = 2 if (b == 0 and s > 0) else 1
             x = basic_block(x, filters, strides=strides, shortcut=shortcut, name=f"conv{s + 2}_block{b + 1}")
     x = pooled_head(
-        x, num_classes=num_classes, include_top=include_top, pooling=pooling,
+        x,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
         classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=name)
@@ -228,7 +268,7 @@ resnet20, resnet56 = (
         f"resnet{d}",
         family="resnet_cifar",
         fixed={"depth": d},
-        description=f"CIFAR ResNet-{d} (3 stages of {(d - 2) // 6} basic blocks, 16/32/64 filters, option-A shortcuts)",
+        description=f"CIFAR ResNet-{d} (3 stages of {(d - 2) // 6} basic blocks, 16/32/64 filters, option A)",
         test_kwargs={"input_shape": (16, 16, 3), "width_multiplier": 0.5, "blocks_per_stage": 1},
     )
     for d in (20, 56)

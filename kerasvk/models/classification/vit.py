@@ -74,7 +74,12 @@ def vit(
         raise ValueError(f"vit: size must be one of {list(VIT_CONFIGS)}. Received: size={size!r}")
     name = name or f"vit_{size}_{patch_size}"
     cfg = dict(zip(("hidden_dim", "num_layers", "num_heads", "mlp_dim"), VIT_CONFIGS[size]))
-    for k, v in (("hidden_dim", hidden_dim), ("num_layers", num_layers), ("num_heads", num_heads), ("mlp_dim", mlp_dim)):
+    for k, v in (
+        ("hidden_dim", hidden_dim),
+        ("num_layers", num_layers),
+        ("num_heads", num_heads),
+        ("mlp_dim", mlp_dim),
+    ):
         if v is not None:
             if not (isinstance(v, int) and v >= 1):
                 raise ValueError(f"{name}: {k} must be an integer >= 1. Received: {k}={v!r}")
@@ -115,8 +120,12 @@ def vit(
     x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     for i in range(cfg["num_layers"]):
         x = encoder_block(
-            x, num_heads=cfg["num_heads"], mlp_dim=cfg["mlp_dim"], dropout=dropout,
-            attention_dropout=attention_dropout, name=f"encoder_block{i + 1}",
+            x,
+            num_heads=cfg["num_heads"],
+            mlp_dim=cfg["mlp_dim"],
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            name=f"encoder_block{i + 1}",
         )
     x = keras.layers.LayerNormalization(epsilon=1e-6, name="encoder_norm")(x)
     if include_top:
