@@ -119,10 +119,10 @@ def run_info(args):
 def add_train(p):
     p.add_argument("model", help="registered classifier name (see `kerasvk list --task classification`)")
     p.add_argument("--data", default="digits", help="digits | patterns[:classes=5,count=N] | folder:PATH | tfds:NAME")
-    p.add_argument("--epochs", type=_positive_int, default=30)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--lr", type=_positive_float, default=1e-3, help="(peak) learning rate")
-    p.add_argument("--optimizer", default="adam", help="adam | adamw | sgd | rmsprop")
+    p.add_argument("--epochs", type=_positive_int, help="default: the model's recipe (`kerasvk info MODEL`), else 30")
+    p.add_argument("--batch-size", type=_positive_int, help="default: the model's recipe, else 64")
+    p.add_argument("--lr", type=_positive_float, help="(peak) learning rate (default: the model's recipe, else 1e-3)")
+    p.add_argument("--optimizer", help="adam | adamw | sgd | rmsprop (default: the model's recipe, else adam)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
     p.add_argument("--image-size", type=_size, help="resize images to SIZE or HxW (default: the dataset's)")
@@ -136,9 +136,9 @@ def add_train(p):
         "--schedule",
         help="per-step LR schedule: cosine | step[:gamma=G,step_size=EPOCHS] | exponential[:k=PER_EPOCH] | constant",
     )
-    p.add_argument("--warmup", type=int, default=0, metavar="EPOCHS", help="linear LR warm-up epochs")
-    p.add_argument("--label-smoothing", type=float, default=0.0, metavar="ALPHA", help="targets y(1-α)+α/K")
-    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty λ on every kernel (λΣw²)")
+    p.add_argument("--warmup", type=int, metavar="EPOCHS", help="linear LR warm-up epochs")
+    p.add_argument("--label-smoothing", type=float, metavar="ALPHA", help="targets y(1-α)+α/K")
+    p.add_argument("--l2", type=float, help="L2 penalty λ on every kernel (λΣw²)")
 
 
 def train_kwargs(args) -> dict:

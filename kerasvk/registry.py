@@ -42,6 +42,9 @@ class ModelSpec:
     example_inputs: Callable | None = None
     # Optional ``fn(**kwargs) -> dict`` of extra facts for ``model_info`` (e.g. scaling coefficients).
     info: Callable | None = None
+    # The training recipe ``kerasvk train`` uses for this model unless told otherwise (epochs, batch_size,
+    # lr, optimizer, augment, schedule, warmup, label_smoothing, l2); see ``kerasvk.training.TRAIN_DEFAULTS``.
+    train_defaults: dict = field(default_factory=dict)
 
     @property
     def defaults(self) -> dict:
@@ -73,6 +76,7 @@ def register(
     test_kwargs: dict | None = None,
     example_inputs: Callable | None = None,
     info: Callable | None = None,
+    train_defaults: dict | None = None,
 ):
     """Decorator registering ``fn`` as the builder of model ``name``."""
     if task not in TASKS:
@@ -91,6 +95,7 @@ def register(
             test_kwargs=dict(test_kwargs or {}),
             example_inputs=example_inputs,
             info=info,
+            train_defaults=dict(train_defaults or {}),
         )
         return fn
 
@@ -165,6 +170,8 @@ def model_info(name: str, /, **kwargs) -> dict:
         "defaults": {k: v for k, v in spec.defaults.items() if k != "name"},
         "parameters": _PARAM_CACHE[key],
     }
+    if spec.train_defaults:
+        info["train_defaults"] = dict(spec.train_defaults)
     if spec.info is not None:
         info.update(spec.info(**kwargs))
     return info

@@ -93,3 +93,15 @@ def test_bad_run_inputs(tmp_path):
         train("lenet5", DATA, epochs=1, optimizer="adagrad-x", out=tmp_path / "o", verbose=0)
     with pytest.raises(ValueError, match="fits classifiers"):
         train("vae", DATA, epochs=1, out=tmp_path / "o", verbose=0)
+
+
+def test_train_options_resolve_explicit_then_model_recipe_then_global():
+    from kerasvk.training.runner import TRAIN_DEFAULTS, resolve_train_options
+
+    lenet = resolve_train_options("lenet5")
+    assert lenet["epochs"] == 40 and lenet["label_smoothing"] == 0.1 and "fill=constant" in lenet["augment"]
+    assert resolve_train_options("lenet5", epochs=3, label_smoothing=0.0)["epochs"] == 3
+    assert resolve_train_options("lenet5", label_smoothing=0.0)["label_smoothing"] == 0.0
+    assert resolve_train_options("simple_cnn") == TRAIN_DEFAULTS
+    with pytest.raises(ValueError, match="Unknown training option"):
+        resolve_train_options("lenet5", epoch=3)

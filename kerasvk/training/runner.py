@@ -24,6 +24,32 @@ from pathlib import Path
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
+# What `kerasvk train` does when neither the user nor the model's registered recipe says otherwise.
+TRAIN_DEFAULTS = {
+    "epochs": 30,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "optimizer": "adam",
+    "augment": None,
+    "schedule": None,
+    "warmup": 0,
+    "label_smoothing": 0.0,
+    "l2": 0.0,
+}
+
+
+def resolve_train_options(model, **given) -> dict:
+    """Explicit options, else the model's registered ``train_defaults``, else ``TRAIN_DEFAULTS``."""
+    from kerasvk.registry import get_spec
+
+    recipe = get_spec(model).train_defaults
+    unknown = sorted(set(given) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise ValueError(f"Unknown training option(s) {unknown}. Allowed: {', '.join(TRAIN_DEFAULTS)}.")
+    return {
+        k: given[k] if given.get(k) is not None else recipe.get(k, default) for k, default in TRAIN_DEFAULTS.items()
+    }
+
 
 def write_json(obj, path) -> Path:
     """Write JSON atomically."""
@@ -139,10 +165,10 @@ def train(
     model="lenet5",
     data="digits",
     *,
-    epochs=30,
-    batch_size=64,
-    lr=1e-3,
-    optimizer="adam",
+    epochs=None,
+    batch_size=None,
+    lr=None,
+    optimizer=None,
     seed=0,
     out=None,
     image_size=None,
@@ -150,22 +176,41 @@ def train(
     val_split=0.1,
     test_split=0.2,
     early_stopping=None,
-    label_smoothing=0.0,
+    label_smoothing=None,
     augment=None,
     one_hot=False,
     callbacks=(),
     schedule=None,
-    warmup=0,
-    l2=0.0,
+    warmup=None,
+    l2=None,
     model_kwargs=None,
     verbose="auto",
 ) -> dict:
-    """Train a registered classifier on a data source and fill a run folder. Returns the test report."""
+    """Train a registered classifier on a data source and fill a run folder. Returns the test report.
+
+    Training options left as None come from the model's registered recipe (``train_defaults`` in
+    its ``@register``), then from ``TRAIN_DEFAULTS``; the values used are recorded in ``run.json``.
+    """
     import keras
 
     import kerasvk
     from kerasvk import data as kdata
 
+    recipe = resolve_train_options(
+        model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        augment=augment,
+        schedule=schedule,
+        warmup=warmup,
+        label_smoothing=label_smoothing,
+        l2=l2,
+    )
+    epochs, batch_size, lr, optimizer = recipe["epochs"], recipe["batch_size"], recipe["lr"], recipe["optimizer"]
+    augment, schedule, warmup = recipe["augment"], recipe["schedule"], recipe["warmup"]
+    label_smoothing, l2 = recipe["label_smoothing"], recipe["l2"]
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer. Received: epochs={epochs!r}")
     spec = kerasvk.registry.get_spec(model)
