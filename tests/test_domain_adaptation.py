@@ -112,12 +112,26 @@ def test_dann_lambda_ramp():
     assert dann_lambda(3.0) == dann_lambda(1.0)
 
 
+def test_dann_learning_rate_annealing():
+    import keras
+
+    from kerasvk.training.domain_adaptation import DANNLearningRate
+
+    sched = DANNLearningRate(0.03, total_steps=200)
+    for step, p in ((0, 0.0), (50, 0.25), (200, 1.0), (400, 1.0)):
+        assert float(sched(step)) == pytest.approx(0.03 / (1 + 10 * p) ** 0.75, rel=1e-6)
+    again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(sched))
+    assert float(again(50)) == float(sched(50))
+    with pytest.raises(ValueError, match="initial_learning_rate must be > 0"):
+        DANNLearningRate(0.0, 10)
+
+
 def _shifted_digits():
     from kerasvk.data import load_arrays
 
     x, y, _ = load_arrays("digits", image_size=(28, 28))
     keep = y < 3
-    x, y = x[keep][:240], y[keep][:240]
+    x, y = x[keep][:120], y[keep][:120]  # 96 training images: 3 steps an epoch
     return x, y, 255 - x  # target: inverted colours
 
 

@@ -229,14 +229,37 @@ def build_dann(
 def dann_dataset(source, target):
     """Zip a labelled source pipeline and a (repeated) target pipeline into ``((xs, xt), ys)`` batches.
 
-    Target labels, if the pipeline has them, are dropped: DANN never sees them.
+    Target labels, if the pipeline has them, are dropped: DANN never sees them. Each target batch is cut
+    to its source batch's size, so every step's domain loss sees as many source as target images (the
+    last, short source batch of an epoch included).
     """
     import tensorflow as tf
 
     target_images = target.map(lambda *el: el[0]).repeat()
     return tf.data.Dataset.zip((source, target_images)).map(
-        lambda s, t: ((s[0], t), s[1]), num_parallel_calls=tf.data.AUTOTUNE
+        lambda s, t: ((s[0], t[: tf.shape(s[0])[0]]), s[1]), num_parallel_calls=tf.data.AUTOTUNE
     )
+
+
+@keras.saving.register_keras_serializable(package="kerasvk")
+class DANNLearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """Ganin & Lempitsky's annealing ``lr_p = initial / (1 + 10·p)^0.75`` with ``p`` = step / ``total_steps``."""
+
+    def __init__(self, initial_learning_rate=0.01, total_steps=1000):
+        if not initial_learning_rate > 0 or not int(total_steps) >= 1:
+            raise ValueError(
+                f"DANNLearningRate: initial_learning_rate must be > 0 and total_steps >= 1. "
+                f"Received: {initial_learning_rate!r}, {total_steps!r}"
+            )
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step):
+        p = ops.minimum(ops.cast(step, "float32") / float(self.total_steps), 1.0)
+        return self.initial_learning_rate / (1.0 + 10.0 * p) ** 0.75
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "total_steps": self.total_steps}
 
 
 def fit_dann(model, source, target, *, epochs=10, optimizer=None, validation_data=None, callbacks=None, verbose=0):
