@@ -2,17 +2,25 @@
 
 Source domain: scikit-learn digits (light strokes on black). Target domain: the same kind of images with
 half the contrast on a grey background (0.5·x + 110) and Gaussian noise (σ = 50 grey levels) — a real
-covariate shift. (Full colour inversion is a harder case: the source-only network then scores *below*
-chance, and DANN aligns the domains but with permuted classes — see the note at the end of this file.) The target's labels
-are never used for training; only its test split's labels, to measure accuracy.
+covariate shift: a source-trained network keeps a fair part of its accuracy on it, but far from all.
+(Full colour inversion is a harder case: the source-only network then scores *below* chance, and DANN
+tends to align the domains with permuted classes, since nothing ties a target cluster to its label.)
+The target's labels are never used for training; only its test split's labels, to measure accuracy.
 
-Both rows train the same network (LeNet-5 encoder, softmax label head, 2-layer domain head behind a
-gradient-reversal layer) on the same batches for the same number of steps:
+Both rows train the same network (LeNet-5 encoder without batch norm, so source and target batches share
+one set of statistics; softmax label head; 2-layer domain head behind a gradient-reversal layer) on the
+same balanced source/target batches for the same number of steps, with Ganin & Lempitsky's optimiser:
+SGD, momentum 0.9, learning rate annealed as lr_0 / (1 + 10p)^0.75 over the whole run (p: progress 0 → 1).
 
 - source only: the domain loss switched off (``domain_weight=0``), i.e. ordinary supervised training;
-- DANN: domain loss on, reversal strength ramped 0 → 1 with λ_p = 2/(1+e^(−10p)) − 1.
+- DANN: the domain head minimises the domain loss while the encoder receives its reversed gradient, i.e.
+  the encoder minimises L_label − λ·L_domain, with λ ramped 0 → ``LAMBDA_MAX`` as
+  λ_p = LAMBDA_MAX·(2/(1+e^(−10p)) − 1).
 
-Run: ``python recipes/domain_adaptation.py`` (one to two minutes on 2 CPU cores).
+Measured (seeds 0/1/2, target test accuracy): source only 0.891/0.930/0.880, DANN 0.858/0.786/0.794 —
+on this shift DANN does NOT help yet (open problem; with Adam and λ_max = 1 it was 0.49 vs 0.80).
+
+Run: ``python recipes/domain_adaptation.py`` (two to three minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -26,11 +34,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kerasvk.data import load, load_arrays  # noqa: E402
-from kerasvk.training.domain_adaptation import build_dann, fit_dann  # noqa: E402
+from kerasvk.training.domain_adaptation import DANNLearningRate, build_dann, fit_dann  # noqa: E402
 
 SEED = 0
 EPOCHS = 12
 NOISE = 50.0
+LEARNING_RATE = 0.03  # lr_0 of the annealed SGD
+LAMBDA_MAX = 0.5
 
 
 def shifted(x, seed=SEED):
@@ -46,30 +56,37 @@ def target_accuracy(model, data):
     return clf.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
 
 
-def main():
+def main(seed=SEED):
     t0 = time.time()
     x, y, names = load_arrays("digits")
-    src = load((x, y), class_names=names, batch_size=64, seed=SEED)
-    tgt = load((shifted(x), y), class_names=names, batch_size=64, seed=SEED)
+    src = load((x, y), class_names=names, batch_size=64, seed=seed)
+    tgt = load((shifted(x), y), class_names=names, batch_size=64, seed=seed)
 
     rows = []
     for label, domain_weight in (("source only", 0.0), ("DANN", 1.0)):
-        keras.utils.set_random_seed(SEED)
+        keras.utils.set_random_seed(seed)
         model = build_dann(
             "lenet5", src.num_classes, input_shape=src.input_shape, activation="relu",
-            domain_units=64, domain_weight=domain_weight,
+            domain_units=64, domain_weight=domain_weight, lambda_max=LAMBDA_MAX,
         )
-        hist = fit_dann(model, src.train, tgt.train, epochs=EPOCHS, optimizer=keras.optimizers.Adam(1e-3))
+        steps = EPOCHS * int(src.train.cardinality())
+        optimizer = keras.optimizers.SGD(DANNLearningRate(LEARNING_RATE, steps), momentum=0.9)
+        hist = fit_dann(model, src.train, tgt.train, epochs=EPOCHS, optimizer=optimizer)
         src_acc = target_accuracy(model, src)  # on the source test split
         rows.append((label, src_acc, target_accuracy(model, tgt), hist.history["domain_accuracy"][-1]))
 
     print(f"source: digits {src.counts}; target: 0.5·x + 110 + noise σ={NOISE:g} (labels unused in training)")
-    print(f"network: LeNet-5 encoder, {model.classifier().count_params():,} classifier params; {EPOCHS} epochs\n")
+    print(f"network: LeNet-5 encoder, {model.classifier().count_params():,} classifier params; {EPOCHS} epochs, "
+          f"SGD lr_0={LEARNING_RATE:g} annealed, λ_max={LAMBDA_MAX:g}\n")
     print(f"{'training':<14}{'source test acc':>17}{'target test acc':>17}{'final domain acc':>18}")
-    for label, s, t, d in rows:
-        print(f"{label:<14}{s:>17.3f}{t:>17.3f}{d:>18.3f}")
+    for label, s, t, d in rows:  # the source-only run never trains its domain head: no domain accuracy
+        print(f"{label:<14}{s:>17.3f}{t:>17.3f}" + (f"{d:>18.3f}" if label == "DANN" else f"{'-':>18}"))
     print(f"\n({time.time() - t0:.0f} s)")
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=SEED, help="split, shuffling and initialisation seed")
+    main(parser.parse_args().seed)
