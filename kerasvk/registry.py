@@ -153,6 +153,27 @@ def build(name: str, /, **kwargs):
     return spec.builder(**kwargs)
 
 
+def load_model(path, *, safe_mode=True, compile=True):
+    """Load a ``.keras`` file of any kerasvk model in a fresh process.
+
+    Custom classes (VAE, GAN, GPT, ...) and layers register with Keras when their modules import;
+    this imports them all first, so ``keras.saving.load_model`` finds every class with ``safe_mode``.
+    """
+    import os
+
+    import keras
+
+    _load_all()
+    import kerasvk.layers  # noqa: F401  (registers the shared layers)
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model file at {path} (expected a .keras file).")
+    try:
+        return keras.saving.load_model(path, safe_mode=safe_mode, compile=compile)
+    except Exception as e:
+        raise ValueError(f"Cannot load {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+
+
 def model_info(name: str, /, **kwargs) -> dict:
     """Task, family, default input shape and parameter count (at the defaults, or at ``kwargs``)."""
     spec = get_spec(name)

@@ -51,3 +51,21 @@ def test_register_rejects_unknown_task():
 
 def test_builder_name_keyword_passes_through():
     assert kerasvk.build("lenet5", name="my_lenet").name == "my_lenet"
+
+
+def test_load_model_in_fresh_process_finds_custom_classes(tmp_path):
+    model = kerasvk.build("vae", **get_spec("vae").test_kwargs)
+    path = tmp_path / "vae.keras"
+    model.save(path)
+    code = (
+        "import sys, kerasvk; m = kerasvk.load_model(sys.argv[1]); "
+        "print(type(m).__name__, m.count_params())"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == [type(model).__name__, str(model.count_params())]
+    with pytest.raises(FileNotFoundError, match="No model file"):
+        kerasvk.load_model(tmp_path / "missing.keras")
+    (tmp_path / "bad.keras").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="Cannot load"):
+        kerasvk.load_model(tmp_path / "bad.keras")

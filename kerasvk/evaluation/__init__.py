@@ -1,4 +1,4 @@
-"""Evaluation: classification metrics and confusion matrix (more metrics live in submodules)."""
+"""Evaluation: classification metrics and confusion matrix; FID and Inception Score for generators."""
 
 from kerasvk.evaluation.classification import (
     classification_report,
@@ -6,5 +6,6 @@ from kerasvk.evaluation.classification import (
     format_report,
     predict_dataset,
 )
+from kerasvk.evaluation.generative import fid, inception_score
 
-__all__ = ["classification_report", "confusion_matrix", "format_report", "predict_dataset"]
+__all__ = ["classification_report", "confusion_matrix", "format_report", "predict_dataset", "fid", "inception_score"]

@@ -346,14 +346,10 @@ def read_run(run) -> tuple[Path, dict]:
 
 
 def load_run_model(run):
-    import keras
+    from kerasvk.registry import load_model
 
     run, config = read_run(run)
-    try:
-        model = keras.saving.load_model(run / "model.keras", safe_mode=True)
-    except Exception as e:
-        raise ValueError(f"Cannot load {run / 'model.keras'}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
-    return model, config
+    return load_model(run / "model.keras"), config
 
 
 def evaluate_run(run, data=None, batch_size=None, write=True) -> dict:
