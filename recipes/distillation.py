@@ -7,6 +7,18 @@
    (``keras.distillation.Distiller`` via ``kerasvk.training.distillation.distill``). The result is a plain
    softmax LeNet-5, ready to save or export.
 
+Loss check. The teacher is a softmax classifier; ``distill`` clones it (and the student) with a linear
+``predictions`` layer, so T divides *logits*, and the loss is α·CE + (1 − α)·T²·KL(teacher ‖ student)
+(tests compare it with NumPy at T = 1 and 4). Both students train 6 epochs from the same initial weights.
+
+Measured (seed 0, teacher 0.986, 6 student epochs, test accuracy; 359 test images, so 0.003 = 1 image).
+Sweep (one script, scratch 0.947): distilled T=2/α=0.1 0.961, T=2/α=0.5 0.961, T=4/α=0.1 0.950,
+T=4/α=0.5 0.967. This recipe as committed: teacher 0.986, from scratch 0.947, distilled T=4/α=0.5 0.958.
+The earlier setting T=4, α=0.1 gave 0.939 vs 0.961 from scratch in one run: with 90% of the loss on
+T=4-softened targets of a 3-epoch teacher the student under-fits the hard labels in 6 epochs; α = 0.5
+keeps both terms. Run-to-run spread (the shuffled order the students see depends on how many epochs
+the pipeline has already served) is about ±0.01, the same size as the gains.
+
 Batch-norm momentum. The teacher's BN layers use momentum 0.9 (PyTorch's 0.1) instead of the keras
 default 0.99. The moving variance starts at 1, while the teacher's activations on these mostly-black
 [0, 1] images have variances of a few hundredths; after k steps a fraction 0.99^k of that initial 1 is
@@ -33,7 +45,7 @@ from kerasvk.training.distillation import distill  # noqa: E402
 
 SEED = 0
 TEMPERATURE = 4.0
-ALPHA = 0.1
+ALPHA = 0.5  # α = 0.1 (90% of the loss on the soft targets) was worse than from scratch; see below
 BATCH = 32  # 40 steps per epoch: the teacher's BN statistics settle within its run (see above)
 TEACHER_EPOCHS = 3
 STUDENT_EPOCHS = 6
