@@ -28,16 +28,16 @@ DENSENET_BLOCKS = {
 
 def dense_layer(x, growth_rate, *, bn_size=4, name):
     """BN-ReLU-Conv(1×1, bn_size·k)-BN-ReLU-Conv(3×3, k), concatenated onto ``x``."""
-    y = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_0_bn")(x)
+    y = keras.layers.BatchNormalization(axis=3, epsilon=BN_EPSILON, name=f"{name}_0_bn")(x)
     y = keras.layers.Activation("relu", name=f"{name}_0_relu")(y)
     y = conv_bn_act(y, bn_size * growth_rate, 1, bn_epsilon=BN_EPSILON, name=f"{name}_1")
     y = keras.layers.Conv2D(growth_rate, 3, padding="same", use_bias=False, name=f"{name}_2_conv")(y)
-    return keras.layers.Concatenate(name=f"{name}_concat")([x, y])
+    return keras.layers.Concatenate(axis=3, name=f"{name}_concat")([x, y])
 
 
 def transition(x, compression, *, name):
     """BN-ReLU-Conv(1×1, ⌊channels·compression⌋)-AvgPool(2×2)."""
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(axis=3, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
     x = keras.layers.Conv2D(int(x.shape[-1] * compression), 1, use_bias=False, name=f"{name}_conv")(x)
     return keras.layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
@@ -97,7 +97,7 @@ def densenet(
             x = dense_layer(x, growth_rate, bn_size=bn_size, name=f"conv{s + 2}_block{i + 1}")
         if s < len(blocks) - 1:
             x = transition(x, compression, name=f"pool{s + 2}")
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="bn")(x)
+    x = keras.layers.BatchNormalization(axis=3, epsilon=BN_EPSILON, name="bn")(x)
     x = keras.layers.Activation("relu", name="relu")(x)
     x = pooled_head(
         x,

@@ -77,6 +77,7 @@ def mbconv_block(
             x,
             filters,
             1,
+            padding="same",
             activation=activation,
             act_suffix="activation",
             kernel_initializer=CONV_KERNEL_INITIALIZER,
@@ -92,7 +93,7 @@ def mbconv_block(
         depthwise_initializer=CONV_KERNEL_INITIALIZER,
         name=f"{name}dwconv",
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}bn")(x)
+    x = keras.layers.BatchNormalization(axis=3, name=f"{name}bn")(x)
     x = keras.layers.Activation(activation, name=f"{name}activation")(x)
     if 0 < se_ratio <= 1:
         x = squeeze_excite(
@@ -111,7 +112,7 @@ def mbconv_block(
         kernel_initializer=CONV_KERNEL_INITIALIZER,
         name=f"{name}project_conv",
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}project_bn")(x)
+    x = keras.layers.BatchNormalization(axis=3, name=f"{name}project_bn")(x)
     if strides == 1 and filters_in == filters_out:
         if drop_rate > 0:
             x = keras.layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}drop")(x)
@@ -166,7 +167,7 @@ def efficientnet_family(
     x = inputs
     if include_preprocessing:
         x = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
-        x = keras.layers.Normalization(axis=-1, name="normalization")(x)
+        x = keras.layers.Normalization(axis=3, name="normalization")(x)
     x = keras.layers.ZeroPadding2D(correct_pad(x, 3), name="stem_conv_pad")(x)
     x = conv_bn_act(
         x,
@@ -201,6 +202,7 @@ def efficientnet_family(
         x,
         round_filters(1280),
         1,
+        padding="same",
         activation=activation,
         act_suffix="activation",
         kernel_initializer=CONV_KERNEL_INITIALIZER,

@@ -165,7 +165,9 @@ def mobilenet_v1(
         )(x)
         x = _bn(f"conv_dw_{i}_bn")(x)
         x = keras.layers.ReLU(6.0, name=f"conv_dw_{i}_relu")(x)
-        x = keras.layers.Conv2D(int(filters * alpha), 1, use_bias=False, name=f"conv_pw_{i}")(x)
+        x = keras.layers.Conv2D(int(filters * alpha), 1, padding="same", use_bias=False, name=f"conv_pw_{i}")(
+            x
+        )
         x = _bn(f"conv_pw_{i}_bn")(x)
         x = keras.layers.ReLU(6.0, name=f"conv_pw_{i}_relu")(x)
     x = pooled_head(
@@ -185,7 +187,9 @@ def inverted_residual_v2(x, *, expansion, filters, strides, block_id):
     inputs = x
     prefix = f"block_{block_id}_" if block_id else "expanded_conv_"
     if block_id:
-        x = keras.layers.Conv2D(expansion * in_channels, 1, use_bias=False, name=f"{prefix}expand")(x)
+        x = keras.layers.Conv2D(
+            expansion * in_channels, 1, padding="same", use_bias=False, name=f"{prefix}expand"
+        )(x)
         x = _bn(f"{prefix}expand_BN", momentum=0.999)(x)
         x = keras.layers.ReLU(6.0, name=f"{prefix}expand_relu")(x)
     if strides == 2:
@@ -199,7 +203,7 @@ def inverted_residual_v2(x, *, expansion, filters, strides, block_id):
     )(x)
     x = _bn(f"{prefix}depthwise_BN", momentum=0.999)(x)
     x = keras.layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(x)
-    x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}project")(x)
+    x = keras.layers.Conv2D(filters, 1, padding="same", use_bias=False, name=f"{prefix}project")(x)
     x = _bn(f"{prefix}project_BN", momentum=0.999)(x)
     if in_channels == filters and strides == 1:
         x = keras.layers.Add(name=f"{prefix}add")([inputs, x])
@@ -266,7 +270,7 @@ def inverted_residual_v3(x, *, expansion, filters, kernel_size, strides, se_rati
     prefix = f"expanded_conv_{block_id}_" if block_id else "expanded_conv_"
     expanded = make_divisible(in_channels * expansion)
     if block_id:
-        x = keras.layers.Conv2D(expanded, 1, use_bias=False, name=f"{prefix}expand")(x)
+        x = keras.layers.Conv2D(expanded, 1, padding="same", use_bias=False, name=f"{prefix}expand")(x)
         x = _bn(f"{prefix}expand_bn", momentum=0.999)(x)
         x = keras.layers.Activation(activation, name=f"{prefix}expand_{activation}")(x)
     if strides == 2:
@@ -288,7 +292,7 @@ def inverted_residual_v3(x, *, expansion, filters, kernel_size, strides, se_rati
             gate="hard_sigmoid",
             name=f"{prefix}squeeze_excite",
         )
-    x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}project")(x)
+    x = keras.layers.Conv2D(filters, 1, padding="same", use_bias=False, name=f"{prefix}project")(x)
     x = _bn(f"{prefix}project_bn", momentum=0.999)(x)
     if strides == 1 and in_channels == filters:
         x = keras.layers.Add(name=f"{prefix}add")([inputs, x])
@@ -348,7 +352,9 @@ def mobilenet_v3(
             activation=hs if act == "HS" else "relu",
             block_id=i,
         )
-    x = keras.layers.Conv2D(make_divisible(x.shape[-1] * 6), 1, use_bias=False, name="conv_1")(x)
+    x = keras.layers.Conv2D(
+        make_divisible(x.shape[-1] * 6), 1, padding="same", use_bias=False, name="conv_1"
+    )(x)
     x = _bn("conv_1_bn", momentum=0.999)(x)
     x = keras.layers.Activation(hs, name=f"conv_1_{hs}")(x)
     if include_top:
