@@ -17,8 +17,16 @@ SGD, momentum 0.9, learning rate annealed as lr_0 / (1 + 10p)^0.75 over the whol
   the encoder minimises L_label − λ·L_domain, with λ ramped 0 → ``LAMBDA_MAX`` as
   λ_p = LAMBDA_MAX·(2/(1+e^(−10p)) − 1).
 
-Measured (seeds 0/1/2, target test accuracy): source only 0.891/0.930/0.880, DANN 0.858/0.786/0.794 —
-on this shift DANN does NOT help yet (open problem; with Adam and λ_max = 1 it was 0.49 vs 0.80).
+Measured, target test accuracy (359 images), source only → DANN:
+- previous setting (0.5·x + 110, σ = 50; linear label head, 64-unit domain head; lr_0 0.03, λ_max 0.5):
+  seeds 0/1/2: 0.891/0.930/0.880 → 0.858/0.786/0.794;
+- this setting (0.35·x + 120, σ = 70; label head Dense(100) → softmax, domain head 100-100-1;
+  lr_0 0.01, λ_max 1): seed 0 0.262 → 0.568, seed 1 0.351 → 0.348, seed 2 0.318 → 0.203;
+  λ_max 0.5 seed 1: 0.351 → 0.217; λ_max 0.2 seeds 1/2: 0.351 → 0.290, 0.318 → 0.201;
+- lr_0 0.03 with λ_max 1 diverges (source accuracy 0.57 on this shift, 0.87 on the milder one).
+DANN does NOT reliably help yet (only seed 0) — open problem. The domain head ends at 0.8-0.93 accuracy,
+i.e. the encoder does not manage to confuse it; the loss wiring is verified by the tests (encoder gets
+exactly −λ·∂L_domain, domain head +∂L_domain, label head source only).
 
 Run: ``python recipes/domain_adaptation.py`` (two to three minutes on 2 CPU cores).
 """
@@ -38,15 +46,18 @@ from kerasvk.training.domain_adaptation import DANNLearningRate, build_dann, fit
 
 SEED = 0
 EPOCHS = 12
-NOISE = 50.0
-LEARNING_RATE = 0.03  # lr_0 of the annealed SGD
-LAMBDA_MAX = 0.5
+CONTRAST = 0.35
+BACKGROUND = 120.0
+NOISE = 70.0
+LEARNING_RATE = 0.01  # lr_0 of the annealed SGD (0.03 with λ_max = 1 diverges: source accuracy 0.57)
+LAMBDA_MAX = 1.0
+UNITS = 100  # label head hidden layer and domain head layers (Ganin et al.'s digits architecture)
 
 
 def shifted(x, seed=SEED):
-    """Half contrast on a grey background plus Gaussian noise (uint8 in, uint8 out)."""
+    """Low contrast on a grey background plus heavy Gaussian noise (uint8 in, uint8 out)."""
     rng = np.random.default_rng(seed)
-    noisy = 0.5 * x.astype("float32") + 110.0 + rng.normal(0.0, NOISE, x.shape)
+    noisy = CONTRAST * x.astype("float32") + BACKGROUND + rng.normal(0.0, NOISE, x.shape)
     return np.clip(np.round(noisy), 0, 255).astype("uint8")
 
 
@@ -66,8 +77,8 @@ def main(seed=SEED):
     for label, domain_weight in (("source only", 0.0), ("DANN", 1.0)):
         keras.utils.set_random_seed(seed)
         model = build_dann(
-            "lenet5", src.num_classes, input_shape=src.input_shape, activation="relu",
-            domain_units=64, domain_weight=domain_weight, lambda_max=LAMBDA_MAX,
+            "lenet5", src.num_classes, input_shape=src.input_shape, activation="relu", pooling="flatten",
+            label_units=UNITS, domain_units=UNITS, domain_weight=domain_weight, lambda_max=LAMBDA_MAX,
         )
         steps = EPOCHS * int(src.train.cardinality())
         optimizer = keras.optimizers.SGD(DANNLearningRate(LEARNING_RATE, steps), momentum=0.9)
@@ -75,7 +86,8 @@ def main(seed=SEED):
         src_acc = target_accuracy(model, src)  # on the source test split
         rows.append((label, src_acc, target_accuracy(model, tgt), hist.history["domain_accuracy"][-1]))
 
-    print(f"source: digits {src.counts}; target: 0.5·x + 110 + noise σ={NOISE:g} (labels unused in training)")
+    print(f"source: digits {src.counts}; target: {CONTRAST:g}·x + {BACKGROUND:g} + noise σ={NOISE:g} "
+          "(labels unused in training)")
     print(f"network: LeNet-5 encoder, {model.classifier().count_params():,} classifier params; {EPOCHS} epochs, "
           f"SGD lr_0={LEARNING_RATE:g} annealed, λ_max={LAMBDA_MAX:g}\n")
     print(f"{'training':<14}{'source test acc':>17}{'target test acc':>17}{'final domain acc':>18}")
@@ -89,4 +101,9 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=SEED, help="split, shuffling and initialisation seed")
-    main(parser.parse_args().seed)
+    parser.add_argument("--lambda-max", type=float, default=LAMBDA_MAX, help="λ at the end of the ramp")
+    parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="lr_0 of the annealed SGD")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    args = parser.parse_args()
+    LAMBDA_MAX, LEARNING_RATE, EPOCHS = args.lambda_max, args.lr, args.epochs
+    main(args.seed)

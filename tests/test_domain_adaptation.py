@@ -192,3 +192,18 @@ def test_dann_bad_inputs():
         build_dann(42, 3)
     with pytest.raises(ValueError, match="ramp_steps must be an integer >= 1"):
         build_dann("lenet5", 3, ramp_steps=0)
+    with pytest.raises(ValueError, match="pooling must be 'avg' or 'flatten'"):
+        build_dann("lenet5", 3, input_shape=(28, 28, 1), pooling="max")
+
+
+def test_build_dann_flatten_features_and_hidden_label_layer():
+    from kerasvk.training.domain_adaptation import build_dann
+
+    avg = build_dann("lenet5", 3, input_shape=(32, 32, 1))
+    flat = build_dann("lenet5", 3, input_shape=(32, 32, 1), pooling="flatten", label_units=20, domain_units=8)
+    assert avg.encoder.outputs[0].shape[-1] == 120  # c5 at 32×32 input: 1×1×120
+    assert flat.encoder.outputs[0].shape[-1] == 120
+    assert any(layer.name == "flatten" for layer in flat.encoder.layers)
+    assert [layer.name for layer in flat.label_head.layers] == ["label_fc", "predictions"]
+    assert flat.label_head.get_layer("label_fc").units == 20
+    assert flat.classifier()(np.zeros((2, 32, 32, 1), "float32")).shape == (2, 3)

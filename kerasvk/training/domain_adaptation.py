@@ -171,24 +171,28 @@ def build_dann(
     num_classes,
     *,
     input_shape=None,
+    pooling="avg",
     domain_units=64,
+    label_units=None,
     ramp_steps=1000,
     lambda_max=1.0,
     domain_weight=1.0,
     name="dann",
     **build_kwargs,
 ):
-    """A :class:`DANN` around ``backbone``: a registered classifier name (built with ``include_top=False``,
-    ``pooling="avg"``) or a keras encoder model (feature maps are average-pooled).
+    """A :class:`DANN` around ``backbone``: a registered classifier name (built with ``include_top=False``)
+    or a keras encoder model. Feature maps become vectors by ``pooling``: ``"avg"`` (global average) or
+    ``"flatten"`` (keeps the spatial layout of the feature maps).
 
-    Heads: ``Dense(num_classes, softmax, name="predictions")`` and ``Dense(domain_units, relu) ×2 → Dense(1)``.
+    Heads: ``[Dense(label_units, relu)] → Dense(num_classes, softmax, name="predictions")`` (the hidden
+    layer only if ``label_units`` is set) and ``Dense(domain_units, relu) ×2 → Dense(1)``.
     """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"build_dann: num_classes must be an integer >= 2. Received: num_classes={num_classes!r}")
     if isinstance(backbone, str):
         import kerasvk
 
-        kw = dict(build_kwargs, include_top=False, pooling="avg")
+        kw = dict(build_kwargs, include_top=False, pooling=None)
         if input_shape is not None:
             kw["input_shape"] = input_shape
         encoder = kerasvk.build(backbone, **kw)
@@ -198,17 +202,21 @@ def build_dann(
         raise ValueError(
             f"build_dann: backbone must be a registered model name or a keras.Model encoder. Received: {backbone!r}"
         )
+    if pooling not in ("avg", "flatten"):
+        raise ValueError(f"build_dann: pooling must be 'avg' or 'flatten'. Received: pooling={pooling!r}")
     if len(encoder.outputs[0].shape) == 4:
         inp = keras.Input(shape=encoder.inputs[0].shape[1:], name="images")
-        encoder = keras.Model(inp, keras.layers.GlobalAveragePooling2D(name="avg_pool")(encoder(inp)), name="encoder")
+        pool = keras.layers.GlobalAveragePooling2D(name="avg_pool") if pooling == "avg" else keras.layers.Flatten(name="flatten")
+        encoder = keras.Model(inp, pool(encoder(inp)), name="encoder")
     elif len(encoder.outputs[0].shape) != 2:
         raise ValueError(
             f"build_dann: the encoder must output feature maps (batch, h, w, c) or vectors (batch, features). "
             f"Received output shape {tuple(encoder.outputs[0].shape)}"
         )
     feat = encoder.outputs[0].shape[-1]
+    hidden = [keras.layers.Dense(int(label_units), activation="relu", name="label_fc")] if label_units else []
     label_head = keras.Sequential(
-        [keras.Input((feat,)), keras.layers.Dense(num_classes, activation="softmax", name="predictions")],
+        [keras.Input((feat,)), *hidden, keras.layers.Dense(num_classes, activation="softmax", name="predictions")],
         name="label_head",
     )
     domain_head = keras.Sequential(
