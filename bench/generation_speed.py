@@ -2,12 +2,16 @@
 
 For each model, in one run:
 
-- **tokens/s** of the in-graph sampling loop (``model.generate``: one ``tf.while_loop``) with the
-  cache and with naive recomputation of the whole prefix (GPT) or receptive field (WaveNet) per
-  step, after a warm-up call that traces the graphs; the samples of both paths are checked equal;
-- **per-step time at the start vs the end** of the long generation, from a Python loop over the
-  compiled single-step function (median of the first and last ``--window`` steps): flat for the
-  cached path, growing with the prefix for naive GPT.
+- **tokens/s** of ``model.generate`` with ``use_cache=True`` and ``use_cache=False``. Both sides are
+  the same kind of program: one ``tf.function`` graph (traced once, by a warm-up call) running the
+  whole sampling loop as a ``tf.while_loop``, no XLA. Cached: one token per step through every layer
+  against fixed-size caches (GPT: keys/values preallocated to the full length, written at the step
+  index; WaveNet: per-layer queues). Naive: each step re-runs the model's forward pass over the
+  whole prefix (GPT) or the full receptive field (WaveNet). The samples of both are checked equal.
+- **per-step time at the start vs the end** of the long generation: the same loop with a
+  ``tf.timestamp()`` taken inside the graph at every step (median of the first and of the last
+  ``--window`` steps), so no Python call overhead is counted: flat for the cached path, growing with
+  the prefix for naive GPT.
 
 Weights are random (speed does not depend on training). Usage::
 
@@ -29,6 +33,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kerasvk  # noqa: E402
+from kerasvk.models.generative import _sampling  # noqa: E402
 
 
 def timed(fn, repeats=1):
@@ -41,19 +46,45 @@ def timed(fn, repeats=1):
     return best, out
 
 
-def per_step_times(step_fn, state, n, window):
-    """Median seconds of the first and last ``window`` calls of ``step_fn(t, state) -> state``."""
-    times = []
-    for t in range(n):
-        t0 = time.perf_counter()
-        state = step_fn(t, state)
-        tf.nest.map_structure(lambda x: x.numpy() if hasattr(x, "numpy") else x, state)  # wait for the result
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times[:window])), float(np.median(times[-window:]))
+def in_graph_step_times(make_step, prompt_ids, new_tokens, seed, window):
+    """Median seconds per step of the first and last ``window`` steps, stamped inside the graph loop.
+
+    ``make_step(tokens, prompt_len) -> (step_fn, initial_state)`` builds what ``generate`` builds;
+    the step is wrapped so that every iteration records ``tf.timestamp()`` once the previous token
+    is written. Returns ``(start, end, tokens)``.
+    """
+
+    def stamped(step_fn):
+        def step(t, tokens, state):
+            inner, stamps = state
+            with tf.control_dependencies([tokens]):
+                now = tf.timestamp()
+            logits, inner = step_fn(t, tokens, inner)
+            return logits, (inner, stamps.write(t, now))
+
+        return step
+
+    @tf.function
+    def run(prompt_ids):
+        p = tf.shape(prompt_ids)[0]
+        total = p + new_tokens
+        tokens = tf.pad(prompt_ids, [[0, new_tokens]])[None, :]
+        step_fn, state = make_step(tokens, p)
+        stamps = tf.TensorArray(tf.float64, size=total)
+        tokens, (_, stamps) = _sampling.sequence_loop(
+            stamped(step_fn), (state, stamps), tokens, p, p - 1, 1.0, 0, 1.0, seed, return_state=True
+        )
+        with tf.control_dependencies([tokens]):
+            end = tf.timestamp()
+        return tokens, tf.concat([stamps.stack()[p - 1 :], end[None]], 0)
+
+    tokens, stamps = run(tf.constant(prompt_ids, tf.int32))
+    dt = np.diff(stamps.numpy())
+    return float(np.median(dt[:window])), float(np.median(dt[-window:])), tokens.numpy()
 
 
 def bench_gpt(steps, window):
-    model = kerasvk.build("gpt", context_length=steps + 64, num_layers=4, num_heads=4, dim=128)
+    model = kerasvk.build("gpt", context_length=steps + 4, num_layers=4, num_heads=4, dim=128)
     prompt = "def "
     kw = dict(num_samples=1, seed=0, return_ids=True)
     model.generate(prompt, 4, **kw)  # trace both loops
@@ -63,21 +94,17 @@ def bench_gpt(steps, window):
     assert np.array_equal(a, b), "cached and naive GPT samples differ"
 
     total = len(prompt) + steps
-    ids = tf.constant(a)
+    ids = model.tokenizer.encode(prompt)
 
-    @tf.function(input_signature=[tf.TensorSpec((), tf.int32), tf.nest.map_structure(
-        lambda c: tf.TensorSpec(c.shape, c.dtype), tuple(b_.attn.initial_cache(1, total) for b_ in model.blocks))])
-    def cached_step(t, caches):
-        _, caches = model._cached_step(t, ids, caches)
-        return caches
+    def cached(tokens, p):
+        return model._cached_step, model.prefill(tokens[:, : p - 1], total)
 
-    @tf.function(input_signature=[tf.TensorSpec((1, None), tf.int32)])
-    def naive_forward(prefix):
-        return model(prefix, training=False)[:, -1]
+    def naive(tokens, p):
+        return model._naive_step, tf.zeros((), tf.int32)
 
-    caches = tuple(b_.attn.initial_cache(1, total) for b_ in model.blocks)
-    cs, ce = per_step_times(lambda t, s: cached_step(tf.constant(t), s), caches, total - 1, window)
-    ns, ne = per_step_times(lambda t, s: (naive_forward(ids[:, : t + 1]), s)[1], 0, total - 1, window)
+    cs, ce, ta = in_graph_step_times(cached, ids, steps, 0, window)
+    ns, ne, tb = in_graph_step_times(naive, ids, steps, 0, window)
+    assert np.array_equal(ta, a) and np.array_equal(tb, a), "the stamped loops must draw what generate draws"
     return {
         "model": f"GPT 4×128, ctx {total}, {model.count_params() / 1e6:.2f}M params",
         "steps": steps,
@@ -102,27 +129,20 @@ def bench_wavenet(steps, window):
     t_naive, b = timed(lambda: model.generate(steps, use_cache=False, **kw))
     assert np.array_equal(a, b), "cached and naive WaveNet samples differ"
 
-    codes = tf.constant(np.concatenate([mu_law_encode(prompt), np.asarray(a[0, rf:])])[None])
-    state0 = (
-        model.causal_conv.initial_state(1, model.residual_channels),
-        tuple(b_.initial_state(1) for b_ in model.res_blocks),
-    )
-    step = model._cached_step(None)
+    codes = mu_law_encode(prompt)
 
-    @tf.function(input_signature=[tf.TensorSpec((), tf.int32), tf.nest.map_structure(lambda s: tf.TensorSpec(s.shape, s.dtype), state0)])
-    def cached_step(t, state):
-        return step(t, codes, state)[1]
+    def cached(tokens, p):
+        return model._cached_step(None), model.prefill(tokens[:, : p - 1])
 
-    @tf.function(input_signature=[tf.TensorSpec((1, None), tf.int32)])
-    def naive_forward(window_codes):
-        return model(window_codes, training=False)[:, -1]
+    def naive(tokens, p):
+        return model._naive_step(None), tf.zeros((), tf.int32)
 
-    n = rf + steps - 1
-    cs, ce = per_step_times(lambda t, s: cached_step(tf.constant(t), s), state0, n, window)
+    cs, ce, ta = in_graph_step_times(cached, codes, steps, 0, window)
     # Naive WaveNet always reads a full receptive field (prompt = rf samples), so its step cost is
     # constant by construction; time its first min(steps, 4·window) generated steps.
     m = min(steps, 4 * window)
-    ns, ne = per_step_times(lambda t, s: (naive_forward(codes[:, t : t + rf]), s)[1], 0, m, window)
+    ns, ne, tb = in_graph_step_times(naive, codes, m, 0, window)
+    assert np.array_equal(ta, a) and np.array_equal(tb, a[:, : rf + m]), "the stamped loops must draw what generate draws"
     return {
         "model": f"WaveNet 2×(1..512), receptive field {rf}, {model.count_params() / 1e6:.2f}M params",
         "steps": steps,

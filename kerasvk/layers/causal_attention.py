@@ -3,7 +3,7 @@
 - ``TokenAndPositionEmbedding``: learned token + position embeddings; ``reverse=True`` maps hidden
   states back to vocabulary logits with the same (tied) token matrix.
 - ``CausalSelfAttention``: multi-head self-attention with a causal mask. ``step`` attends one new
-  token to a preallocated ``(batch, heads, max_length, head_dim)`` key/value cache, writing its own
+  token ``(batch, dim)`` to a preallocated ``(batch, heads, max_length, head_dim)`` key/value cache, writing its own
   key/value at ``index``: one step costs one token's projections plus a fixed-size attention read,
   so per-step time stays flat over a long generation.
 - ``TransformerDecoderBlock``: pre-norm block (LN → attention → residual, LN → MLP → residual).
@@ -44,6 +44,11 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         tok = ops.take(self.token_embeddings, ids, axis=0)
         pos = ops.take(self.position_embeddings, start + ops.arange(length, dtype="int32"), axis=0)
         return tok + pos[None]
+
+    def embed_step(self, ids_t, index):
+        """Embed one token per row, ``ids_t`` ``(batch,)`` at position ``index`` → ``(batch, dim)``."""
+        tok = ops.take(self.token_embeddings, ops.cast(ids_t, "int32"), axis=0)
+        return tok + ops.take(self.position_embeddings, index, axis=0)[None]
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "max_length": self.max_length, "dim": self.dim}
@@ -108,13 +113,19 @@ class CausalSelfAttention(keras.layers.Layer):
         return ops.zeros(shape, dtype), ops.zeros(shape, dtype)
 
     def step(self, x_t, k_cache, v_cache, index):
-        """``x_t`` ``(B, 1, D)`` at position ``index`` → ``(y_t, k_cache, v_cache)`` with this key/value written."""
-        q, k, v = self._split(self.qkv(x_t))  # (B, H, 1, hd)
+        """``x_t`` ``(B, D)`` at position ``index`` → ``(y_t (B, D), k_cache, v_cache)`` with its key/value written.
+
+        Everything stays 2-D (or ``(B, H, 1, hd)``) so the Dense layers are plain matmuls, not the
+        reshape/tensordot chain a ``(B, 1, D)`` input costs: inside the generation loop each step is
+        a fixed, small set of graph ops against fixed-shape caches, whatever ``index`` is.
+        """
+        qkv = ops.reshape(self.qkv(x_t), (-1, 3, self.num_heads, 1, self.head_dim))
+        q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]  # (B, H, 1, hd)
         k_cache = ops.slice_update(k_cache, (0, 0, index, 0), k)
         v_cache = ops.slice_update(v_cache, (0, 0, index, 0), v)
         mask = (ops.arange(ops.shape(k_cache)[2]) <= index)[None, None, None, :]
-        y = self._attend(q, k_cache, v_cache, mask)
-        return self.out(self._merge(y)), k_cache, v_cache
+        y = self._attend(q, k_cache, v_cache, mask)  # (B, H, 1, hd): merging heads is a plain reshape
+        return self.out(ops.reshape(y, (-1, self.dim))), k_cache, v_cache
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -163,6 +174,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         return x + self._mlp(x), k_cache, v_cache
 
     def step(self, x_t, k_cache, v_cache, index):
+        """One token ``x_t`` ``(B, D)`` at position ``index`` against the attention's cache."""
         a, k_cache, v_cache = self.attn.step(self.ln1(x_t), k_cache, v_cache, index)
         x_t = x_t + a
         return x_t + self._mlp(x_t), k_cache, v_cache

@@ -73,13 +73,14 @@ def sample_logits(logits, step, seed, temperature=1.0, top_k=0, top_p=1.0):
     return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
 
 
-def sequence_loop(step_fn, state, tokens, prompt_len, start, temperature, top_k, top_p, seed):
+def sequence_loop(step_fn, state, tokens, prompt_len, start, temperature, top_k, top_p, seed, return_state=False):
     """Fill ``tokens`` ``(batch, total)`` left to right inside a ``tf.while_loop``.
 
     ``step_fn(t, tokens, state) -> (logits (batch, vocab), state)`` predicts position ``t + 1`` from
     positions ``<= t``. Positions ``< prompt_len`` are kept (the prompt), later ones are sampled with
     the noise of step ``t``. ``start`` is the first ``t``, normally ``prompt_len - 1``: a cached path
     first *prefills* its cache with the prompt's first ``prompt_len - 1`` tokens in one parallel pass.
+    ``return_state=True`` returns ``(tokens, final state)`` (e.g. for per-step timestamps in a bench).
     """
     total = tf.shape(tokens)[1]
     positions = tf.range(total)
@@ -91,7 +92,7 @@ def sequence_loop(step_fn, state, tokens, prompt_len, start, temperature, top_k,
         tokens = tf.where((positions == t + 1)[None, :], nxt[:, None], tokens)
         return t + 1, tokens, state
 
-    _, tokens, _ = tf.while_loop(
+    _, tokens, state = tf.while_loop(
         lambda t, *_: t < total - 1, body, (tf.cast(start, tf.int32), tokens, state), parallel_iterations=1
     )
-    return tokens
+    return (tokens, state) if return_state else tokens

@@ -119,12 +119,13 @@ class GPT(keras.Model):
         return self.embedding(h, reverse=True) if self.tie_weights else self.lm_head(h)
 
     def _cached_step(self, t, tokens, caches):
-        h = self.embedding.embed(tokens[:, t : t + 1], t)
+        """Logits ``(B, vocab)`` for position ``t + 1`` from token ``t``, writing its keys/values at ``t``."""
+        h = self.embedding.embed_step(tokens[:, t], t)  # (B, D): the step never carries a length axis
         new = []
         for block, (k, v) in zip(self.blocks, caches):
             h, k, v = block.step(h, k, v, t)
             new.append((k, v))
-        return self._logits(self.ln_f(h))[:, -1, :], tuple(new)
+        return self._logits(self.ln_f(h)), tuple(new)
 
     def prefill(self, tokens, max_length):
         """Key/value caches (length ``max_length``) holding ``tokens`` ``(B, T)`` at positions ``0..T-1``."""
