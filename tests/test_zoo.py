@@ -90,13 +90,16 @@ TWINS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TWINS)
-def test_same_weights_as_keras_applications(name):
-    """Same count and the same multiset of weight shapes as the keras.applications twin (weights=None)."""
-    spec_shape = kerasvk.registry.get_spec(name).default_input_shape
-    ours = kerasvk.build(name, input_shape=spec_shape, num_classes=1000)
-    theirs = _keras_twins()[name](weights=None, input_shape=spec_shape, classes=1000)
+def test_keras_applications_weights_load_and_give_the_same_outputs(name):
+    """The keras.applications twin's weights (``weights=None``, random) load into ours in order, shape for
+    shape, and both models then compute the same function: layer-for-layer equivalence, so imagenet
+    weights saved from keras.applications load unchanged."""
+    ours = kerasvk.build(name, input_shape=(64, 64, 3), num_classes=7)
+    theirs = _keras_twins()[name](weights=None, input_shape=(64, 64, 3), classes=7)
     assert ours.count_params() == theirs.count_params()
-    assert sorted(tuple(w.shape) for w in ours.weights) == sorted(tuple(w.shape) for w in theirs.weights)
+    ours.set_weights(theirs.get_weights())
+    x = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(theirs(x)), atol=1e-6)
 
 
 def test_keras_applications_layer_names():

@@ -7,10 +7,11 @@
   conv: 3,538,984 parameters (keras.applications ``MobileNetV2``).
 - ``mobilenet_v3_small`` / ``mobilenet_v3_large``: inverted residuals with optional squeeze-and-excitation
   (hard-sigmoid gate), ReLU or hard-swish per block (``V3_BLOCKS``), an input ``Rescaling`` to [-1, 1]
-  (``include_preprocessing``, no weights) and the 1×1-conv head (as Dense layers on the pooled vector):
+  (``include_preprocessing``, no weights) and the 1×1-conv head on the pooled map:
   2,554,968 / 5,507,432 parameters (keras.applications ``MobileNetV3Small/Large``).
 
-Layer names follow keras.applications (``conv_dw_1``, ``block_3_expand``, ``expanded_conv_3_depthwise`` ...).
+Layer names and weight shapes follow keras.applications (``conv_dw_1``, ``block_3_expand``,
+``expanded_conv_3_depthwise`` ...; V1/V3 classify with 1×1 convs on the pooled map, as keras does).
 """
 
 from __future__ import annotations
@@ -170,14 +171,17 @@ def mobilenet_v1(
         )
         x = _bn(f"conv_pw_{i}_bn")(x)
         x = keras.layers.ReLU(6.0, name=f"conv_pw_{i}_relu")(x)
-    x = pooled_head(
-        x,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-    )
+    if include_top:  # keras.applications' head: a 1×1 conv on the pooled map, so its weights load unchanged
+        x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="top_dropout")(x)
+        x = keras.layers.Conv2D(num_classes, 1, padding="same", name="conv_preds")(x)
+        x = keras.layers.Reshape((num_classes,), name="reshape_2")(x)
+        x = keras.layers.Activation(classifier_activation, name="predictions")(x)
+    else:
+        x = pooled_head(
+            x, num_classes=num_classes, include_top=False, pooling=pooling, classifier_activation=None
+        )
     return keras.Model(inputs, x, name=name)
 
 
@@ -361,12 +365,14 @@ def mobilenet_v3(
         last_point = V3_LAST_POINT[model_type]
         if alpha > 1.0:
             last_point = make_divisible(last_point * alpha)
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = keras.layers.Dense(last_point, name="conv_2")(x)  # keras: 1×1 conv on the pooled map
+        x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
+        x = keras.layers.Conv2D(last_point, 1, padding="same", name="conv_2")(x)
         x = keras.layers.Activation(hs, name=f"conv_2_{hs}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name="top_dropout")(x)
-        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+        x = keras.layers.Conv2D(num_classes, 1, padding="same", name="logits")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Activation(classifier_activation, name="predictions")(x)
     else:
         x = pooled_head(
             x, num_classes=num_classes, include_top=False, pooling=pooling, classifier_activation=None
