@@ -94,12 +94,29 @@ def test_keras_applications_weights_load_and_give_the_same_outputs(name):
     """The keras.applications twin's weights (``weights=None``, random) load into ours in order, shape for
     shape, and both models then compute the same function: layer-for-layer equivalence, so imagenet
     weights saved from keras.applications load unchanged."""
-    ours = kerasvk.build(name, input_shape=(64, 64, 3), num_classes=7)
+    # keras.applications models that rescale inside take raw [0, 255] pixels: input_max=255
+    raw = name.startswith(("efficientnet", "mobilenet_v3"))
+    ours = kerasvk.build(name, input_shape=(64, 64, 3), num_classes=7, **({"input_max": 255} if raw else {}))
     theirs = _keras_twins()[name](weights=None, input_shape=(64, 64, 3), classes=7)
     assert ours.count_params() == theirs.count_params()
     ours.set_weights(theirs.get_weights())
-    x = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype("float32")
+    x = np.random.default_rng(0).uniform(0, 255 if raw else 1, (2, 64, 64, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(theirs(x)), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v3_small"])
+def test_input_max_only_rescales_the_input(name):
+    """kerasvk pipelines give [0, 1] images (input_max=1, the default); keras.applications' convention is raw
+    pixels (input_max=255): same weights, same outputs on x and 255·x, same parameter count."""
+    kw = {"input_shape": (32, 32, 3), "num_classes": 5}
+    unit = kerasvk.build(name, **kw)
+    raw = kerasvk.build(name, input_max=255, **kw)
+    assert unit.count_params() == raw.count_params()
+    raw.set_weights(unit.get_weights())
+    x = np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(unit(x)), np.asarray(raw(x * 255.0)), atol=1e-5)
+    with pytest.raises(ValueError, match="input_max must be a number > 0"):
+        kerasvk.build(name, input_max=0, **kw)
 
 
 def test_keras_applications_layer_names():

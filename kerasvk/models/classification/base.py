@@ -94,5 +94,22 @@ def pooled_head(x, *, num_classes, include_top, pooling, classifier_activation, 
     return global_pool(x, pooling)
 
 
+def input_rescaling(x, input_max, *, symmetric=False, model="model"):
+    """``Rescaling`` from inputs in ``[0, input_max]`` to ``[0, 1]`` (or ``[-1, 1]`` when ``symmetric``).
+
+    ``input_max=1.0`` suits kerasvk's pipelines (float images in [0, 1]); ``input_max=255`` is the
+    keras.applications convention (raw pixel values), which imagenet weights from keras expect.
+    No weights: the parameter count is the same either way.
+    """
+    if isinstance(input_max, bool) or not isinstance(input_max, (int, float)) or not input_max > 0:
+        raise ValueError(
+            f"{model}: input_max must be a number > 0 (1.0 for images in [0, 1], 255 for raw pixels). "
+            f"Received: input_max={input_max!r}"
+        )
+    if symmetric:
+        return keras.layers.Rescaling(2.0 / input_max, offset=-1.0, name="rescaling")(x)
+    return keras.layers.Rescaling(1.0 / input_max, name="rescaling")(x)
+
+
 def make_input(input_shape, name="input_layer"):
     return keras.Input(shape=input_shape, name=name)

@@ -8,8 +8,9 @@ with the rate growing linearly to ``drop_connect_rate`` over the blocks).
 Scaling a network by width ``w`` and depth ``d`` uses keras' rules: filters ``round_filters`` (×w rounded
 to a multiple of 8, never below 90%), repeats ``ceil(d·repeats)``. ``efficientnet_b0`` .. ``efficientnet_b7``
 use the published coefficient table (``EFFICIENTNET_VARIANTS``) and have keras.applications' exact
-parameter counts, the input ``Rescaling(1/255)`` + ``Normalization`` included (``include_preprocessing``;
-its mean/variance are the 7 non-trainable weights keras counts): 5,330,571 for B0 ... 66,658,687 for B7.
+parameter counts, the input ``Rescaling`` + ``Normalization`` included (``include_preprocessing``;
+its mean/variance are the 7 non-trainable weights keras counts; ``input_max`` says whether inputs are in
+[0, 1], kerasvk's pipelines, or raw [0, 255] pixels, keras.applications' convention): 5,330,571 for B0 ... 66,658,687 for B7.
 
 ``efficientnet(phi, alpha=1.2, beta=1.1, gamma=1.15)`` is the paper's compound scaling (eq. 3):
 depth = α^φ, width = β^φ, resolution = round(224·γ^φ) (the paper gives no rounding rule for resolution;
@@ -26,7 +27,7 @@ import keras
 
 from kerasvk.layers.blocks import conv_bn_act, correct_pad, make_divisible, squeeze_excite
 from kerasvk.models.classification._variant import variant
-from kerasvk.models.classification.base import make_input, pooled_head, validate_classifier_args
+from kerasvk.models.classification.base import input_rescaling, make_input, pooled_head, validate_classifier_args
 from kerasvk.registry import register
 
 BLOCKS_ARGS = (
@@ -134,12 +135,14 @@ def efficientnet_family(
     depth_divisor=8,
     activation="swish",
     include_preprocessing=True,
+    input_max=1.0,
 ):
     """EfficientNet scaled by ``width_coefficient`` and ``depth_coefficient`` (keras ``EfficientNet``).
 
     Family options: ``dropout`` before the classifier, ``drop_connect_rate`` (stochastic depth, max
     rate), ``depth_divisor`` (channel rounding unit), ``activation``, ``include_preprocessing``
-    (``Rescaling(1/255)`` + ``Normalization`` on the input, as keras.applications).
+    (``Rescaling(1/input_max)`` + ``Normalization`` on the input, as keras.applications), ``input_max``
+    (1.0: inputs in [0, 1] as kerasvk's pipelines give; 255: raw pixels, as keras.applications expects).
     """
     for arg, value in (("width_coefficient", width_coefficient), ("depth_coefficient", depth_coefficient)):
         if not (isinstance(value, (int, float)) and value > 0):
@@ -166,7 +169,7 @@ def efficientnet_family(
     inputs = make_input(shape)
     x = inputs
     if include_preprocessing:
-        x = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
+        x = input_rescaling(x, input_max, model=name)
         x = keras.layers.Normalization(axis=3, name="normalization")(x)
     x = keras.layers.ZeroPadding2D(correct_pad(x, 3), name="stem_conv_pad")(x)
     x = conv_bn_act(
@@ -272,6 +275,7 @@ def efficientnet(
     dropout=0.2,
     drop_connect_rate=0.2,
     include_preprocessing=True,
+    input_max=1.0,
 ):
     """EfficientNet-φ by compound scaling of B0; ``input_shape`` defaults to the derived resolution."""
     c = compound_coefficients(phi, alpha, beta, gamma, base_resolution)
@@ -289,6 +293,7 @@ def efficientnet(
         dropout=dropout,
         drop_connect_rate=drop_connect_rate,
         include_preprocessing=include_preprocessing,
+        input_max=input_max,
     )
 
 

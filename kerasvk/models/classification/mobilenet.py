@@ -7,7 +7,7 @@
   conv: 3,538,984 parameters (keras.applications ``MobileNetV2``).
 - ``mobilenet_v3_small`` / ``mobilenet_v3_large``: inverted residuals with optional squeeze-and-excitation
   (hard-sigmoid gate), ReLU or hard-swish per block (``V3_BLOCKS``), an input ``Rescaling`` to [-1, 1]
-  (``include_preprocessing``, no weights) and the 1×1-conv head on the pooled map:
+  (``include_preprocessing`` with ``input_max``, no weights) and the 1×1-conv head on the pooled map:
   2,554,968 / 5,507,432 parameters (keras.applications ``MobileNetV3Small/Large``).
 
 Layer names and weight shapes follow keras.applications (``conv_dw_1``, ``block_3_expand``,
@@ -20,7 +20,7 @@ import keras
 
 from kerasvk.layers.blocks import correct_pad, make_divisible, squeeze_excite
 from kerasvk.models.classification._variant import variant
-from kerasvk.models.classification.base import make_input, pooled_head, validate_classifier_args
+from kerasvk.models.classification.base import input_rescaling, make_input, pooled_head, validate_classifier_args
 from kerasvk.registry import register
 
 # V1: (pointwise filters, stride) of the 13 depthwise-separable blocks
@@ -315,11 +315,14 @@ def mobilenet_v3(
     minimalistic=False,
     dropout=0.2,
     include_preprocessing=True,
+    input_max=1.0,
 ):
     """MobileNet V3 ``model_type`` "small" or "large" (``V3_BLOCKS``).
 
     Family options: ``alpha`` width multiplier; ``minimalistic`` (3×3 kernels, ReLU, no SE);
-    ``dropout`` before the classifier; ``include_preprocessing`` (``Rescaling(1/127.5, offset=-1)``).
+    ``dropout`` before the classifier; ``include_preprocessing`` (``Rescaling`` of
+    ``[0, input_max]`` to [-1, 1]; ``input_max`` 1.0 for kerasvk's [0, 1] images, 255 for raw pixels as
+    keras.applications expects).
     """
     if model_type not in V3_BLOCKS:
         raise ValueError(
@@ -341,7 +344,7 @@ def mobilenet_v3(
     inputs = make_input(shape)
     x = inputs
     if include_preprocessing:
-        x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescaling")(x)
+        x = input_rescaling(x, input_max, symmetric=True, model=name)
     x = keras.layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="conv")(x)
     x = _bn("conv_bn", momentum=0.999)(x)
     x = keras.layers.Activation(hs, name=f"conv_{hs}")(x)
