@@ -13,7 +13,9 @@ import inspect
 from kerasvk.registry import register
 
 
-def variant(family_fn, name, *, family, fixed, defaults=None, description="", test_kwargs=None, info=None):
+def variant(
+    family_fn, name, *, family, fixed, defaults=None, description="", test_kwargs=None, info=None, train_defaults=None
+):
     sig = inspect.signature(family_fn)
     defaults = {"name": name, **(defaults or {})}
     params = [
@@ -41,4 +43,5 @@ def variant(family_fn, name, *, family, fixed, defaults=None, description="", te
         description=description,
         test_kwargs=test_kwargs,
         info=info,
+        train_defaults=train_defaults,
     )(builder)

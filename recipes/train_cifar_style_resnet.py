@@ -1,0 +1,56 @@
+"""CIFAR-style ResNet (He et al. 2016, §4.2 / Table 6) on embedded data with the paper's recipe.
+
+Trains ``resnet20`` (0.27M parameters, option-A shortcuts) through the same runner as ``kerasvk train``
+with the model's registered CIFAR recipe: SGD with Nesterov momentum 0.9, lr 0.1 with a one-epoch linear
+warm-up then cosine decay, weight decay 1e-4 (L2 5e-5·Σw²), 4-pixel random translations on training
+batches only. The run folder (history, metrics, model.keras, plots) lands in ``--out``.
+
+The embedded scikit-learn digits are 8×8 originals, so 16×16 inputs (``--image-size 16``) carry all of
+their information at a quarter of the 32×32 cost (98.3% test accuracy in 20 epochs, about 2–3 minutes on 2 CPU cores;
+32×32 for 30 epochs: 98.3% in ~9 minutes).
+The same run from the CLI: ``kerasvk train resnet20 --data digits --image-size 16 --epochs 20``.
+
+Run: ``python recipes/train_cifar_style_resnet.py [--model resnet20] [--data digits] [--epochs 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import kerasvk  # noqa: E402
+from kerasvk.training import train  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet20", choices=["resnet20", "resnet56"])
+    p.add_argument("--data", default="digits", help="digits | patterns | folder:PATH (default digits)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--image-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    out = a.out or os.path.join("runs", f"{a.model}-{a.data.replace(':', '_').replace('/', '_')}-recipe")
+    t0 = time.time()
+    report = train(
+        a.model,
+        a.data,
+        epochs=a.epochs,
+        image_size=(a.image_size, a.image_size),
+        seed=a.seed,
+        out=out,
+        verbose=0,
+    )
+    info = kerasvk.model_info(a.model, input_shape=(a.image_size, a.image_size, 1), num_classes=10)
+    print(f"{a.model} ({info['parameters']:,} parameters) on {a.data} at {a.image_size}×{a.image_size}, {a.epochs} epochs")
+    print(f"  recipe: {kerasvk.registry.get_spec(a.model).train_defaults}")
+    print(f"  test accuracy {report['accuracy']:.4f}   macro F1 {report['macro_f1']:.4f}   ({time.time() - t0:.0f} s)")
+    print(f"  run folder: {out}")
+
+
+if __name__ == "__main__":
+    main()
