@@ -20,9 +20,7 @@ test accuracy): FID-digits 77.5 → 4.26 (real train vs test: 0.40), IS-digits 1
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +32,8 @@ import tensorflow as tf  # noqa: E402
 
 import kerasvk  # noqa: E402
 from kerasvk import plots  # noqa: E402
-from kerasvk.data import load  # noqa: E402
+from kerasvk.data import dataset_arrays, load  # noqa: E402
+from kerasvk.training.runner import save_model_atomic, write_json  # noqa: E402
 from kerasvk.evaluation.generative import (
     InceptionFeatures,
     fid,
@@ -44,24 +43,6 @@ from kerasvk.evaluation.generative import (
 from kerasvk.models.generative.gan import SampleGridCallback  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
-
-
-def write_json(obj, path):
-    fd, tmp = tempfile.mkstemp(suffix=".json", prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
-def save_model(model, path):
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def arrays_of(dataset):
-    xs, ys = zip(*[(np.asarray(x), np.asarray(y)) for x, y in dataset])
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def quality(extractor, real_feats, images, splits=5):
@@ -88,8 +69,8 @@ def main(argv=None):
     tf.config.experimental.enable_op_determinism()  # same seed → same numbers
 
     data = load("digits", image_size=IMAGE_SIZE, batch_size=64, seed=args.seed)
-    x_train, _ = arrays_of(data.train)
-    x_test, _ = arrays_of(data.test)
+    x_train, _ = dataset_arrays(data.train)
+    x_test, _ = dataset_arrays(data.test)
 
     if args.inception:
         extractor, clf_acc = InceptionFeatures(), None
@@ -120,7 +101,7 @@ def main(argv=None):
     end_images = np.asarray(gan.sample(args.num_samples, seed=123))
     end = quality(extractor, real_feats, end_images)
     plots.image_grid(end_images[:64], out / "samples_end.png", title=f"{args.model}, {args.epochs} epochs")
-    save_model(gan, out / "gan.keras")
+    save_model_atomic(gan, out / "gan.keras")
     write_json({k: [float(v) for v in vs] for k, vs in hist.items()}, out / "history.json")
 
     name = extractor.name
@@ -142,7 +123,7 @@ def main(argv=None):
     print(f"{'untrained generator':24s}{start['fid']:12.2f}{start['is']:12.2f}")
     print(f"{'trained generator':24s}{end['fid']:12.2f}{end['is']:12.2f}")
     print(f"{'real (train vs test)':24s}{real['fid_train_vs_test']:12.2f}{real['is_test']:12.2f}")
-    print(f"final: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["final_losses"].items()))
+    print("final: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["final_losses"].items()))
     print(f"Wrote {out}/ in {metrics['seconds']} s")
     return metrics
 

@@ -19,9 +19,7 @@ two 30-epoch trainings). Measured: test negative ELBO 374.9 nats/image; ROC-AUC 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,28 +31,11 @@ import tensorflow as tf  # noqa: E402
 
 import kerasvk  # noqa: E402
 from kerasvk import plots  # noqa: E402
-from kerasvk.data import load  # noqa: E402
+from kerasvk.data import dataset_arrays, load  # noqa: E402
+from kerasvk.training.runner import save_model_atomic, write_json  # noqa: E402
 from kerasvk.models.generative.gan import SampleGridCallback  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
-
-
-def write_json(obj, path):
-    fd, tmp = tempfile.mkstemp(suffix=".json", prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
-def save_model(model, path):
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def arrays_of(dataset):
-    xs, ys = zip(*[(np.asarray(x), np.asarray(y)) for x, y in dataset])
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def train_vae(data, args, out=None):
@@ -119,7 +100,7 @@ def main(argv=None):
     # ---- 1. VAE on all digits -------------------------------------------------------------------
     data = load("digits", image_size=IMAGE_SIZE, batch_size=64, seed=args.seed)
     vae, history = train_vae(data, args, out)
-    x_test, y_test = arrays_of(data.test)
+    x_test, y_test = dataset_arrays(data.test)
     ev = vae.evaluate(data.test, verbose=0, return_dict=True)
     nelbo = vae.negative_elbo(x_test, num_samples=16, seed=args.seed)
     metrics = {
@@ -158,7 +139,7 @@ def main(argv=None):
     )
     mean, _ = vae.encode(x_test)
     latent_scatter(np.asarray(mean), y_test, out / "latent_scatter.png", args.latent_dim)
-    save_model(vae, out / "vae.keras")
+    save_model_atomic(vae, out / "vae.keras")
     write_json({k: [float(v) for v in vs] for k, vs in history.items()}, out / "history.json")
 
     # ---- 2. anomaly detection: train on 0-8 ------------------------------------------------------
@@ -169,7 +150,7 @@ def main(argv=None):
         normal = labels != 9
         data08 = load((images[normal], labels[normal]), batch_size=64, seed=args.seed)
         vae08, _ = train_vae(data08, args)
-        x08, _ = arrays_of(data08.test)
+        x08, _ = dataset_arrays(data08.test)
         nines = images[labels == 9].astype("float32") / 255.0
         noise = np.random.default_rng(args.seed).uniform(0, 1, (len(x08), *x08.shape[1:])).astype("float32")
         s_normal = np.asarray(vae08.anomaly_score(x08))

@@ -3,10 +3,11 @@
 from kerasvk.data.augment import PRESETS as AUGMENT_PRESETS
 from kerasvk.data.augment import Augmenter, augmentation_model, make_augmenter, parse_augment
 from kerasvk.data.embedded import PATTERN_CLASSES_5, PATTERN_CLASSES_10, digits, patterns
-from kerasvk.data.pipeline import make_pipeline, split_indices, to_float
+from kerasvk.data.pipeline import dataset_arrays, make_pipeline, split_indices, to_float
 from kerasvk.data.sources import SOURCE_FORMS, ImageData, load, load_arrays, parse_source
 
 __all__ = [
+    "dataset_arrays",
     "Augmenter",
     "AUGMENT_PRESETS",
     "augmentation_model",

@@ -85,3 +85,11 @@ def make_pipeline(
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def dataset_arrays(dataset):
+    """``(images, labels)`` NumPy arrays of a finite batched ``(images, labels)`` dataset, in its order."""
+    import numpy as np
+
+    xs, ys = zip(*[(np.asarray(x), np.asarray(y)) for x, y in dataset])
+    return np.concatenate(xs), np.concatenate(ys)

@@ -191,8 +191,6 @@ def train(
     Training options left as None come from the model's registered recipe (``train_defaults`` in
     its ``@register``), then from ``TRAIN_DEFAULTS``; the values used are recorded in ``run.json``.
     """
-    import keras
-
     import kerasvk
     from kerasvk import data as kdata
 

@@ -209,29 +209,22 @@ class VAE(keras.Model):
         return total
 
     # ----- user API -----------------------------------------------------------------------------
-    def _enc_in(self, images, labels):
-        images = ops.convert_to_tensor(images, dtype=self.compute_dtype)
+    def _with_labels(self, values, labels):
+        """Encoder/decoder input: ``values`` alone, or ``[values, labels]`` for a conditional VAE."""
+        values = ops.convert_to_tensor(values, dtype=self.compute_dtype)
         if self.num_classes:
             if labels is None:
                 raise ValueError("This VAE is conditional (num_classes is set): pass labels=.")
-            return [images, ops.cast(ops.convert_to_tensor(labels), "int32")]
-        return images
-
-    def _dec_in(self, z, labels):
-        z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
-        if self.num_classes:
-            if labels is None:
-                raise ValueError("This VAE is conditional (num_classes is set): pass labels=.")
-            return [z, ops.cast(ops.convert_to_tensor(labels), "int32")]
-        return z
+            return [values, ops.cast(ops.convert_to_tensor(labels), "int32")]
+        return values
 
     def encode(self, images, labels=None):
         """``(z_mean, z_log_var)`` of a batch of images in [0, 1]."""
-        return self.encoder(self._enc_in(images, labels), training=False)
+        return self.encoder(self._with_labels(images, labels), training=False)
 
     def decode(self, z, labels=None):
         """Images (decoder means, in [0, 1]) for latent codes ``z`` of shape ``(n, latent_dim)``."""
-        return self.decoder(self._dec_in(z, labels), training=False)
+        return self.decoder(self._with_labels(z, labels), training=False)
 
     def sample(self, n, seed=0, labels=None):
         """``n`` images decoded from z ~ N(0, I); the same ``seed`` gives the same images."""
