@@ -1,15 +1,26 @@
 """Train a character-level GPT on Python's own documentation text and sample from it.
 
-Corpus: ``pydoc_data.topics`` (≈465k characters, ships with CPython) plus any ``--text`` files; the
-last 10 % is held out. Trains for ``--minutes`` of wall time (a few minutes on 2 CPU cores), then
-prints the held-out **perplexity** (per character) and writes to the run folder:
+Corpus: ``pydoc_data.topics`` (465,048 characters, 103 distinct, ships with CPython) plus any
+``--text`` files; the last 10 % is held out. The model's context is the training window
+(``--seq-len``, 64 by default), so every position embedding it has is trained; samples longer than
+that are made by re-prompting with the last half-window. Trains for ``--minutes`` of wall time with a
+warm-up + cosine learning rate laid over the *time* budget (the step count depends on the machine's
+load), then prints the steps done, the held-out bits/char and **perplexity** next to the unigram
+baseline (the training text's character distribution), and writes to the run folder:
 
-    samples.txt     continuations of a few prompts (KV-cache sampling, temperature / top-p)
-    metrics.json    held-out loss (nats/char), bits/char, perplexity, steps, seconds
-    history.json    per-epoch training loss
+    samples.txt     200-character continuations of a few prompts (KV-cache sampling, T 0.8, top-p 0.95)
+    metrics.json    held-out loss (nats/char), bits/char, perplexity, unigram baseline, steps, seconds
+    history.json    training loss, learning rate and step count every 50 steps
     gpt.keras       the model, tokenizer included (loads with safe_mode=True)
 
-Run: ``python recipes/train_gpt.py [--minutes 4] [--text my.txt] [--run-dir runs/gpt]``
+Measured with the defaults (2 layers, dim 128, 4 heads, 418k parameters; batch 32 × 64 characters,
+peak lr 3e-3) on a shared, loaded 2-core CPU: 920 steps in 4.5 min (5.6 min for the whole script);
+held-out **1.940 bits/char, perplexity 3.84**, against the unigram baseline's 4.671 bits/char,
+perplexity 25.47 on the held-out text (4.693 bits, perplexity 25.86 on the training text) and 103
+for a uniform guess. Samples are English-like words in pydoc's phrasing, e.g.
+``The "if" statement is not attribute returns to an of its a statement is of class "implemented"``.
+
+Run: ``python recipes/train_gpt.py [--minutes 4.5] [--text my.txt] [--run-dir runs/gpt]``
 """
 
 from __future__ import annotations
@@ -40,31 +51,85 @@ def write_atomic(path, data: str):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stop training after ``seconds`` of wall time (checked after every batch)."""
+    """Warm-up + cosine learning rate over *wall time*, and stop after ``seconds``.
 
-    def __init__(self, seconds):
+    The number of steps that fit in the budget depends on the machine's load, so the cosine runs
+    over the elapsed fraction of the budget rather than a step count: linear warm-up over the first
+    ``warmup_steps`` steps to ``peak_lr``, then ``peak_lr · (alpha + (1 - alpha) · ½(1 + cos(π·f)))``
+    with ``f`` = elapsed / budget, so the rate always ends near ``alpha · peak_lr`` when time is up.
+    """
+
+    def __init__(self, seconds, peak_lr, warmup_steps=50, alpha=0.05):
         super().__init__()
-        self.seconds, self.start, self.steps = seconds, None, 0
+        self.seconds, self.peak_lr, self.warmup_steps, self.alpha = seconds, peak_lr, warmup_steps, alpha
+        self.start, self.steps, self.lrs = None, 0, []
+
+    def _set_lr(self):
+        f = min(1.0, (time.perf_counter() - self.start) / self.seconds)
+        cosine = self.alpha + (1.0 - self.alpha) * 0.5 * (1.0 + math.cos(math.pi * f))
+        lr = self.peak_lr * min(1.0, (self.steps + 1) / self.warmup_steps) * cosine
+        self.model.optimizer.learning_rate.assign(lr)
+        return lr
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._set_lr()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
         if time.perf_counter() - self.start > self.seconds:
             self.model.stop_training = True
 
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(self.model.optimizer.learning_rate.numpy())
+            logs["steps"] = self.steps
+
+
+def unigram_baseline(train_ids, val_ids, vocab_size):
+    """Character unigram of the training text: its perplexity, and its held-out cross-entropy (nats).
+
+    ``exp(H(p_train))`` is what a model that ignores context reaches on the training text; the
+    held-out number scores the (add-one smoothed) training unigram on the held-out text.
+    """
+    counts = np.bincount(train_ids, minlength=vocab_size).astype("float64")
+    p = counts / counts.sum()
+    entropy = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+    q = (counts + 1.0) / (counts.sum() + vocab_size)
+    held_out = float(-np.log(q[val_ids]).mean())
+    return entropy, held_out
+
+
+def sample_text(model, prompt, new_chars, *, temperature, top_p, seed):
+    """``prompt`` + ``new_chars`` sampled characters, sliding the context window in half-window hops.
+
+    ``GPT.generate`` has no sliding window (positions past ``context_length`` have no embedding), so
+    longer text is made by re-prompting with the last ``context_length // 2`` characters.
+    """
+    out, hop = prompt, 0
+    while len(out) - len(prompt) < new_chars:
+        ctx = out[-(model.context_length // 2):] if len(out) >= model.context_length else out
+        n = min(new_chars - (len(out) - len(prompt)), model.context_length - len(ctx))
+        new = model.generate(ctx, n, temperature=temperature, top_p=top_p, seed=seed + 1000 * hop)[0]
+        out += new[len(ctx):]
+        hop += 1
+    return out
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Train a character-level GPT on pydoc text (+ your files).")
     ap.add_argument("--text", nargs="*", default=[], help="extra UTF-8 text files added to the corpus")
-    ap.add_argument("--minutes", type=float, default=4.0)
-    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--minutes", type=float, default=4.5, help="wall-time training budget")
+    ap.add_argument("--seq-len", type=int, default=64, help="training window = the model's context length")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (warm-up, then cosine)")
+    ap.add_argument("--warmup-steps", type=int, default=50)
+    ap.add_argument("--sample-chars", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", default="runs/gpt")
     args = ap.parse_args(argv)
@@ -75,41 +140,52 @@ def main(argv=None):
     tokenizer = text.CharTokenizer.from_text(corpus)
     train_ids, val_ids = text.split_ids(tokenizer.encode(corpus), 0.1)
     print(f"corpus: {len(corpus):,} characters, vocabulary {tokenizer.vocab_size}, held out {len(val_ids):,}")
+    uni_entropy, uni_val = unigram_baseline(train_ids, val_ids, tokenizer.vocab_size)
+    print(f"unigram baseline: training-text characters {uni_entropy / math.log(2):.3f} bits/char, "
+          f"perplexity {math.exp(uni_entropy):.2f}; on the held-out text {uni_val / math.log(2):.3f} bits/char, "
+          f"perplexity {math.exp(uni_val):.2f}")
     train = text.text_dataset(train_ids, args.seq_len, args.batch_size, seed=args.seed, stride=args.seq_len // 2)
     val = text.text_dataset(val_ids, args.seq_len, 64, shuffle=False)
 
+    # context_length = seq_len: every position embedding the model has is trained (a longer context
+    # would leave positions >= seq_len random, and samples past them garbled).
     model = kerasvk.build(
-        "gpt", vocab=tokenizer.vocab, context_length=2 * args.seq_len, num_layers=args.layers,
+        "gpt", vocab=tokenizer.vocab, context_length=args.seq_len, num_layers=args.layers,
         num_heads=args.heads, dim=args.dim, dropout=0.0,
     )
-    steps_per_epoch = 100
-    schedule = keras.optimizers.schedules.CosineDecay(
-        1e-4, decay_steps=10_000, warmup_target=args.lr, warmup_steps=100, alpha=0.1
-    )
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, clipnorm=1.0))
-    budget = TimeBudget(60 * args.minutes)
+    print(f"GPT: {args.layers} layers, dim {args.dim}, {args.heads} heads, context {args.seq_len}, "
+          f"{model.count_params():,} parameters")
+    model.compile(optimizer=keras.optimizers.AdamW(args.lr, weight_decay=0.01, clipnorm=1.0))
+    budget = TimeBudget(60 * args.minutes, args.lr, args.warmup_steps)
     t0 = time.perf_counter()
-    hist = model.fit(train.repeat(), epochs=10_000, steps_per_epoch=steps_per_epoch, callbacks=[budget], verbose=2)
+    hist = model.fit(train.repeat(), epochs=10_000, steps_per_epoch=50, callbacks=[budget], verbose=2)
     seconds = time.perf_counter() - t0
 
     val_loss = float(model.evaluate(val, verbose=0))
     ppl = math.exp(val_loss)
+    print(f"trained {budget.steps} steps ({budget.steps * args.batch_size * args.seq_len:,} characters) "
+          f"in {seconds:.0f} s = {seconds / 60:.1f} min")
     print(f"held-out: {val_loss:.4f} nats/char = {val_loss / math.log(2):.3f} bits/char, perplexity {ppl:.2f} "
-          f"(uniform over the vocabulary would be {tokenizer.vocab_size}) after {budget.steps} steps in {seconds:.0f} s")
+          f"(unigram baseline {uni_val / math.log(2):.3f} bits/char, perplexity {math.exp(uni_val):.2f}; "
+          f"uniform over the vocabulary {tokenizer.vocab_size})")
 
     lines = []
     for i, prompt in enumerate(PROMPTS):
-        new_tokens = min(200, model.context_length - len(prompt))  # no sliding window
-        out = model.generate(prompt, new_tokens, temperature=0.8, top_p=0.95, seed=args.seed + i)[0]
+        out = sample_text(model, prompt, args.sample_chars, temperature=0.8, top_p=0.95, seed=args.seed + i)
         lines.append(f"=== prompt {prompt!r} (temperature 0.8, top_p 0.95, seed {args.seed + i}) ===\n{out}\n")
     write_atomic(os.path.join(args.run_dir, "samples.txt"), "\n".join(lines))
     print(lines[0])
 
     metrics = {"val_loss_nats_per_char": val_loss, "val_bits_per_char": val_loss / math.log(2), "val_perplexity": ppl,
+               "unigram_train_bits_per_char": uni_entropy / math.log(2),
+               "unigram_train_perplexity": math.exp(uni_entropy),
+               "unigram_val_bits_per_char": uni_val / math.log(2),
+               "unigram_val_perplexity": math.exp(uni_val),
                "steps": budget.steps, "seconds": seconds, "vocab_size": tokenizer.vocab_size,
-               "parameters": int(model.count_params())}
+               "parameters": int(model.count_params()), "config": vars(args)}
     write_atomic(os.path.join(args.run_dir, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
-    write_atomic(os.path.join(args.run_dir, "history.json"), json.dumps(hist.history, indent=2) + "\n")
+    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    write_atomic(os.path.join(args.run_dir, "history.json"), json.dumps(history, indent=2) + "\n")
     tmp = os.path.join(args.run_dir, ".tmp-gpt.keras")
     model.save(tmp)
     os.replace(tmp, os.path.join(args.run_dir, "gpt.keras"))

@@ -11,6 +11,11 @@ of wall time (a few minutes on 2 CPU cores), prints the test negative log-likeli
     history.json    per-epoch loss and bits/dim (train and validation)
     pixelcnn.keras  the model (loads with safe_mode=True)
 
+Measured with the defaults (16×16 binarised digits, 5 blocks of 64 filters, 3-minute budget) on a
+shared, loaded 2-core CPU: 10 epochs in 198 s (4.1 min for the whole script), test **0.2240
+bits/dim** (train 0.2204; 1.0 for a uniform model); 32 samples took 29 s and look digit-like
+(strokes and loops, some recognisable 2s, 0s and 7s).
+
 Run: ``python recipes/train_pixelcnn.py [--levels 2|256] [--minutes 3] [--run-dir runs/pixelcnn]``
 """
 

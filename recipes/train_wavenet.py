@@ -3,14 +3,24 @@
 Data: ``--count`` seeded signals (sines, chirps, harmonic tones, two-note mixtures under envelopes,
 plus noise) at 8 kHz, and any ``--wav`` files (read with ``tf.audio.decode_wav``, mixed to mono,
 resampled to 8 kHz); the last 10 % of the waveforms are held out. μ-law 256 classes. Trains for
-``--minutes`` of wall time (a few minutes on 2 CPU cores), prints the held-out NLL (bits per
-sample) and **perplexity**, and writes to the run folder:
+``--minutes`` of wall time (warm-up + cosine learning rate over the time budget), prints the
+held-out NLL (nats and bits per sample) and perplexity next to two baselines — uniform over the 256
+classes (8 bits) and the μ-law class histogram of the training audio (a model that ignores the
+past) — and writes to the run folder:
 
-    sample_K.wav    generated audio (Fast-WaveNet queues), each continuing a held-out prompt
+    sample_K.wav    the held-out prompt followed by generated audio (Fast-WaveNet queues),
+                    receptive-field prompt + ``--seconds`` of samples; read back to check its length
     prompt_K.wav    that prompt
-    metrics.json    held-out nats/bits per sample, perplexity, steps, seconds, generation speed
-    history.json    per-epoch loss
+    metrics.json    held-out nats/bits per sample, perplexity, baselines, steps, seconds, generation speed
+    history.json    loss, learning rate and step count every 50 steps
     wavenet.keras   the model (loads with safe_mode=True)
+
+Measured with the defaults (200 waveforms of 0.5 s, 180 train / 20 held out; 2 stacks of dilations
+1…64, 32 residual channels, receptive field 256 samples = 32 ms, 133k parameters; batch 8 × 1024)
+on a shared, loaded 2-core CPU: 613 steps in 4.0 min (4.9 min for the whole script); held-out
+**3.097 nats = 4.469 bits/sample** (perplexity 22.1), against 8.000 bits uniform and 7.470 bits for
+the training μ-law histogram on the held-out targets (its entropy is 7.494 bits). Each sample_K.wav
+is 256 + 4000 = 4,256 samples (0.532 s at 8 kHz); the cached generation ran at ~1,400 samples/s.
 
 Run: ``python recipes/train_wavenet.py [--minutes 4] [--wav a.wav b.wav] [--run-dir runs/wavenet]``
 """
@@ -28,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import kerasvk  # noqa: E402
 from kerasvk.data import audio  # noqa: E402
@@ -43,17 +54,45 @@ def write_atomic(path, data: str):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    def __init__(self, seconds):
+    """Warm-up + cosine learning rate over *wall time* (the step count depends on the machine's load),
+    and stop after ``seconds``:
+    ``peak_lr · warm-up · (alpha + (1 - alpha) · ½(1 + cos(π · elapsed/budget)))``."""
+
+    def __init__(self, seconds, peak_lr, warmup_steps=50, alpha=0.05):
         super().__init__()
-        self.seconds, self.start, self.steps = seconds, None, 0
+        self.seconds, self.peak_lr, self.warmup_steps, self.alpha = seconds, peak_lr, warmup_steps, alpha
+        self.start, self.steps = None, 0
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        f = min(1.0, (time.perf_counter() - self.start) / self.seconds)
+        cosine = self.alpha + (1.0 - self.alpha) * 0.5 * (1.0 + math.cos(math.pi * f))
+        warmup = min(1.0, (self.steps + 1) / self.warmup_steps)
+        self.model.optimizer.learning_rate.assign(self.peak_lr * warmup * cosine)
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
         if time.perf_counter() - self.start > self.seconds:
             self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(self.model.optimizer.learning_rate.numpy())
+            logs["steps"] = self.steps
+
+
+def marginal_baseline(train_waves, val_targets, channels=256):
+    """The μ-law class histogram of the training audio: its entropy, and its (add-one smoothed)
+    cross-entropy on the held-out targets, in nats per sample (a model that ignores the past)."""
+    counts = np.zeros(channels, "float64")
+    for w in train_waves:
+        counts += np.bincount(audio.mu_law_encode(w, channels), minlength=channels)
+    p = counts / counts.sum()
+    entropy = float(-(p[p > 0] * np.log(p[p > 0])).sum())
+    q = (counts + 1.0) / (counts.sum() + channels)
+    return entropy, float(-np.log(q[np.asarray(val_targets).reshape(-1)]).mean())
 
 
 def main(argv=None):
@@ -66,6 +105,7 @@ def main(argv=None):
     ap.add_argument("--channels", type=int, default=32, help="residual channels (skip = 2×)")
     ap.add_argument("--seq-len", type=int, default=1024)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (warm-up, then cosine)")
     ap.add_argument("--seconds", type=float, default=0.5, help="length of each generated sample")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", default="runs/wavenet")
@@ -81,35 +121,55 @@ def main(argv=None):
     val_x, val_y = audio.audio_windows(val_w, args.seq_len, per_wave=4, seed=args.seed + 1)
     print(f"audio: {len(train_w)} train / {len(val_w)} held-out waveforms at {RATE} Hz")
 
+    uni = math.log(256)
+    marg_entropy, marg_val = marginal_baseline(train_w, val_y)
+    print(f"baselines (held-out windows {val_y.shape}): uniform {uni:.4f} nats = 8.000 bits/sample; "
+          f"μ-law histogram of the training audio: entropy {marg_entropy / math.log(2):.3f} bits, "
+          f"on the held-out targets {marg_val:.4f} nats = {marg_val / math.log(2):.3f} bits/sample")
+
     model = kerasvk.build(
         "wavenet", residual_channels=args.channels, skip_channels=2 * args.channels,
         max_dilation=args.max_dilation, num_stacks=args.stacks, sample_rate=RATE,
     )
-    print(f"receptive field {model.receptive_field} samples ({1000 * model.receptive_field / RATE:.0f} ms)")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0))
-    budget = TimeBudget(60 * args.minutes)
+    print(f"receptive field {model.receptive_field} samples ({1000 * model.receptive_field / RATE:.0f} ms), "
+          f"{model.count_params():,} parameters")
+    model.compile(optimizer=keras.optimizers.Adam(args.lr, clipnorm=1.0))
+    budget = TimeBudget(60 * args.minutes, args.lr)
     t0 = time.perf_counter()
     hist = model.fit(train.repeat(), epochs=10_000, steps_per_epoch=50, callbacks=[budget], verbose=2)
     seconds = time.perf_counter() - t0
 
     val_loss = float(model.evaluate(val_x, val_y, batch_size=16, verbose=0))
     ppl = math.exp(val_loss)
+    print(f"trained {budget.steps} steps in {seconds:.0f} s = {seconds / 60:.1f} min")
     print(f"held-out: {val_loss:.4f} nats/sample = {val_loss / math.log(2):.3f} bits/sample, perplexity {ppl:.2f} "
-          f"(uniform over 256 μ-law classes: 256) after {budget.steps} steps in {seconds:.0f} s")
+          f"(baselines: uniform 8.000 bits, perplexity 256; "
+          f"μ-law histogram {marg_val / math.log(2):.3f} bits, "
+          f"perplexity {math.exp(marg_val):.2f})")
 
     n = int(args.seconds * RATE)
     model.generate(2, prompt=val_w[0][: model.receptive_field])  # trace the generation loop once
-    gen_times = []
+    gen_times, wav_lengths = [], []
     for k in range(2):
         prompt = val_w[k][: model.receptive_field]
         t1 = time.perf_counter()
-        wave = model.generate(n, prompt=prompt, temperature=1.0, seed=args.seed + k)[0]
+        wave = model.generate(n, prompt=prompt, temperature=1.0, seed=args.seed + k)[0]  # prompt + n samples
         gen_times.append(time.perf_counter() - t1)
-        audio.write_wav(os.path.join(args.run_dir, f"sample_{k}.wav"), wave, RATE)
+        path = audio.write_wav(os.path.join(args.run_dir, f"sample_{k}.wav"), wave, RATE)
         audio.write_wav(os.path.join(args.run_dir, f"prompt_{k}.wav"), prompt, RATE)
-    print(f"generated 2 × {n} samples with the cache: {n / np.mean(gen_times):.0f} samples/s")
+        decoded, rate = tf.audio.decode_wav(tf.io.read_file(path))  # check the file reads back
+        if decoded.shape != (len(prompt) + n, 1) or int(rate) != RATE:
+            raise RuntimeError(
+                f"{path}: decoded {decoded.shape} at {int(rate)} Hz, expected ({len(prompt) + n}, 1) at {RATE}"
+            )
+        wav_lengths.append(int(decoded.shape[0]))
+    print(f"generated 2 × {n} samples with the cache: {n / np.mean(gen_times):.0f} samples/s; "
+          f"sample_K.wav = {len(prompt)}-sample prompt + {n} generated = {wav_lengths[0]} samples "
+          f"({wav_lengths[0] / RATE:.3f} s at {RATE} Hz, read back with tf.audio.decode_wav)")
 
     metrics = {"val_nats_per_sample": val_loss, "val_bits_per_sample": val_loss / math.log(2), "val_perplexity": ppl,
+               "uniform_bits_per_sample": 8.0, "marginal_train_entropy_bits": marg_entropy / math.log(2),
+               "marginal_val_bits_per_sample": marg_val / math.log(2), "wav_samples": wav_lengths[0],
                "steps": budget.steps, "seconds": seconds, "receptive_field": model.receptive_field,
                "generation_samples_per_second": n / float(np.mean(gen_times)), "parameters": int(model.count_params())}
     write_atomic(os.path.join(args.run_dir, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
