@@ -13,6 +13,26 @@ import numbers
 import tensorflow as tf
 
 
+def next_token_loss(model, x, y, y_pred, sample_weight, training, *, missing_targets=None):
+    """Mean cross-entropy in nats of integer targets ``y`` under logits ``y_pred`` (+ the model's added losses).
+
+    Shared by the autoregressive models' ``compute_loss``: a loss given to ``compile`` takes precedence;
+    ``y=None`` raises ``ValueError(missing_targets)``. Returns ``(total, nll)``: ``nll`` without the
+    regularization terms, for bits/dim or perplexity trackers.
+    """
+    import keras
+    from keras import ops
+
+    if getattr(model, "loss", None) is not None:
+        total = keras.Model.compute_loss(model, x, y, y_pred, sample_weight, training)
+        return total, total
+    if y is None:
+        raise ValueError(missing_targets or "fit needs integer targets.")
+    nll = ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True))
+    total = nll + ops.sum(model.losses) if model.losses else nll
+    return total, nll
+
+
 def validate_sampling(temperature=1.0, top_k=0, top_p=1.0, seed=0):
     """Raise ``ValueError`` (naming the allowed values) for bad sampling settings; return them typed."""
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0:

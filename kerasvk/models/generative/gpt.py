@@ -19,7 +19,6 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from kerasvk.data.text import CharTokenizer
 from kerasvk.layers.causal_attention import TokenAndPositionEmbedding, TransformerDecoderBlock
@@ -105,14 +104,10 @@ class GPT(keras.Model):
     # -- training ---------------------------------------------------------------------------
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean next-token cross-entropy in nats (``exp`` of it is the perplexity)."""
-        if getattr(self, "loss", None) is not None:
-            return super().compute_loss(x, y, y_pred, sample_weight, training)
-        if y is None:
-            raise ValueError("GPT.fit needs targets: (tokens[:, :-1], tokens[:, 1:]) pairs (see kerasvk.data.text).")
-        loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True))
-        if self.losses:
-            loss = loss + ops.sum(self.losses)
-        return loss
+        return _sampling.next_token_loss(
+            self, x, y, y_pred, sample_weight, training,
+            missing_targets="GPT.fit needs targets: (tokens[:, :-1], tokens[:, 1:]) pairs (see kerasvk.data.text).",
+        )[0]
 
     # -- generation -------------------------------------------------------------------------
     def _logits(self, h):

@@ -122,11 +122,9 @@ class PixelCNN(keras.Model):
             return super().compute_loss(x, y, y_pred, sample_weight, training)
         if y is None:
             y = ops.cast(ops.round(ops.cast(x, "float32") * (self.levels - 1)), "int32")
-        loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True))
-        self.bpd_tracker.update_state(loss / math.log(2.0))
-        if self.losses:
-            loss = loss + ops.sum(self.losses)
-        return loss
+        total, nll = _sampling.next_token_loss(self, x, y, y_pred, sample_weight, training)
+        self.bpd_tracker.update_state(nll / math.log(2.0))
+        return total
 
     def bits_per_dim(self, x, y=None, batch_size=128):
         """Negative log-likelihood of ``x`` (and integer levels ``y``) in bits per dimension."""

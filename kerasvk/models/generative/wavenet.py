@@ -19,7 +19,6 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from kerasvk.data.audio import mu_law_decode, mu_law_encode, tf_mu_law_decode
 from kerasvk.layers.causal_conv import CausalConv1D, WaveNetResidualBlock
@@ -139,14 +138,10 @@ class WaveNet(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean next-sample cross-entropy in nats over μ-law classes."""
-        if getattr(self, "loss", None) is not None:
-            return super().compute_loss(x, y, y_pred, sample_weight, training)
-        if y is None:
-            raise ValueError("WaveNet.fit needs targets: (codes[:, :-1], codes[:, 1:]) (see kerasvk.data.audio).")
-        loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True))
-        if self.losses:
-            loss = loss + ops.sum(self.losses)
-        return loss
+        return _sampling.next_token_loss(
+            self, x, y, y_pred, sample_weight, training,
+            missing_targets="WaveNet.fit needs targets: (codes[:, :-1], codes[:, 1:]) (see kerasvk.data.audio).",
+        )[0]
 
     # -- generation -------------------------------------------------------------------------
     def _head(self, h):
