@@ -138,9 +138,21 @@ def list_models(task: str | None = None) -> list[str]:
     return sorted(n for n, s in _REGISTRY.items() if task is None or s.task == task)
 
 
-def build(name: str, /, **kwargs):
-    """Build model ``name``; keyword arguments go to its builder (input_shape, num_classes, ...)."""
+def build(name: str, /, weights=None, **kwargs):
+    """Build model ``name``; keyword arguments go to its builder (input_shape, num_classes, ...).
+
+    ``weights``: None (random initialisation), ``"imagenet"`` (zoo models with a keras.applications twin;
+    downloaded by keras on first use, online only) or a path to a ``.weights.h5`` file.
+    """
     spec = get_spec(name)
+    if weights is not None:
+        from kerasvk.models.classification._weights import load_weights
+
+        if weights == "imagenet":
+            from kerasvk.models.classification._weights import keras_twin
+
+            keras_twin(name)  # fail before building when the model has no imagenet weights
+        return load_weights(build(name, **kwargs), name, weights, build_kwargs=kwargs)
     sig = inspect.signature(spec.builder)
     accepts_var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     if not accepts_var_kw:

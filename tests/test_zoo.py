@@ -54,24 +54,9 @@ def test_trainable_counts_of_non_keras_resnets(name, shape, classes, expected):
 
 
 def _keras_twins():
-    import keras
+    from kerasvk.models.classification._weights import keras_twin
 
-    a = keras.applications
-    twins = {
-        "resnet50": a.ResNet50,
-        "resnet101": a.ResNet101,
-        "resnet152": a.ResNet152,
-        "densenet121": a.DenseNet121,
-        "densenet169": a.DenseNet169,
-        "densenet201": a.DenseNet201,
-        "mobilenet_v1": a.MobileNet,
-        "mobilenet_v2": a.MobileNetV2,
-        "mobilenet_v3_small": a.MobileNetV3Small,
-        "mobilenet_v3_large": a.MobileNetV3Large,
-    }
-    for i in range(8):
-        twins[f"efficientnet_b{i}"] = getattr(a, f"EfficientNetB{i}")
-    return twins
+    return {name: keras_twin(name) for name in TWINS}
 
 
 TWINS = [
@@ -117,6 +102,46 @@ def test_input_max_only_rescales_the_input(name):
     np.testing.assert_allclose(np.asarray(unit(x)), np.asarray(raw(x * 255.0)), atol=1e-5)
     with pytest.raises(ValueError, match="input_max must be a number > 0"):
         kerasvk.build(name, input_max=0, **kw)
+
+
+def test_imagenet_weights_come_from_the_keras_twin(monkeypatch):
+    """``build(name, weights="imagenet")`` asks the keras.applications twin for imagenet weights and copies
+    them (the download is replaced by the twin's random init here: tests stay offline)."""
+    import keras
+
+    asked = {}
+    original = keras.applications.MobileNetV2
+
+    def offline_twin(weights=None, **kw):
+        asked.update(weights=weights, **kw)
+        keras.utils.set_random_seed(3)
+        return original(weights=None, **kw)
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", offline_twin)
+    ours = kerasvk.build("mobilenet_v2", weights="imagenet", input_shape=(32, 32, 3), include_top=False)
+    assert asked["weights"] == "imagenet" and asked["include_top"] is False
+    keras.utils.set_random_seed(3)
+    ref = original(weights=None, input_shape=(32, 32, 3), include_top=False)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(ref(x)), atol=1e-6)
+
+
+def test_weights_file_round_trip_and_bad_weights(tmp_path):
+    kw = {"input_shape": (32, 32, 3), "num_classes": 4}
+    a = kerasvk.build("resnet20", **kw)
+    path = tmp_path / "r20.weights.h5"
+    a.save_weights(path)
+    b = kerasvk.build("resnet20", weights=str(path), **kw)
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(u, v)
+    with pytest.raises(ValueError, match="has none. Models with imagenet weights: densenet121"):
+        kerasvk.build("lenet5", weights="imagenet")
+    with pytest.raises(ValueError, match="need num_classes=1000"):
+        kerasvk.build("resnet50", weights="imagenet", num_classes=10)
+    with pytest.raises(ValueError, match="weights must be None, 'imagenet' or a path"):
+        kerasvk.build("resnet20", weights="cifar", **kw)
+    with pytest.raises(FileNotFoundError, match="No weights file"):
+        kerasvk.build("resnet20", weights=str(tmp_path / "missing.weights.h5"), **kw)
 
 
 def test_keras_applications_layer_names():
