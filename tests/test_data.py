@@ -13,6 +13,23 @@ def test_digits_shape_range_and_labels():
     assert x3.shape == (1797, 28, 28, 3)
 
 
+def test_digits_photo_is_digits_added_onto_photo_crops():
+    digits, y, names = data.load_arrays("digits")
+    x, y2, names2 = data.load_arrays("digits_photo")
+    again, _, _ = data.load_arrays("digits_photo")
+    other, _, _ = data.load_arrays("digits_photo", seed=1)
+    assert x.shape == (1797, 32, 32, 3) and x.dtype == np.uint8
+    np.testing.assert_array_equal(y, y2)
+    assert names == names2
+    np.testing.assert_array_equal(x, again)  # seeded crops
+    assert not np.array_equal(x, other)
+    # every pixel is at least the digit's stroke (the photo only adds): clip(photo + digit)
+    assert np.all(x >= np.minimum(digits, 255))
+    assert x.mean() > digits.mean() + 50  # a photo background, not black
+    gray, _, _ = data.load_arrays("digits_photo", channels=1)
+    assert gray.shape == (1797, 32, 32, 1)
+
+
 def test_patterns_seeded_and_sized():
     a, ya, names = data.load_arrays("patterns:classes=5,count=50", image_size=(20, 24))
     b, yb, _ = data.load_arrays("patterns:classes=5,count=50", image_size=(20, 24))

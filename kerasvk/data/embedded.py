@@ -43,6 +43,24 @@ def digits(image_size=(32, 32), channels=1):
     return images, d.target.astype("int32"), [str(i) for i in range(10)]
 
 
+def digits_on_photos(image_size=(32, 32), seed=0):
+    """The digits added onto random crops of scikit-learn's two sample photos (``china.jpg``,
+    ``flower.jpg``): ``clip(crop + digit, 0, 255)``, RGB — an MNIST-M-style domain shift of ``digits``
+    (same images, same labels, same order; crops and photo choice seeded)."""
+    from sklearn.datasets import load_sample_images
+
+    x, y, names = digits(image_size=image_size, channels=1)
+    photos = load_sample_images().images
+    rng = np.random.default_rng(seed)
+    h, w = x.shape[1:3]
+    out = np.empty((len(x), h, w, 3), "uint8")
+    for i in range(len(x)):
+        photo = photos[rng.integers(len(photos))]
+        r, c = rng.integers(0, photo.shape[0] - h + 1), rng.integers(0, photo.shape[1] - w + 1)
+        out[i] = np.clip(photo[r : r + h, c : c + w].astype("int16") + x[i].astype("int16"), 0, 255)
+    return out, y, names
+
+
 PATTERN_CLASSES_5 = ("horizontal", "vertical", "diagonal", "circular", "noise")
 PATTERN_CLASSES_10 = (
     "horizontal",

@@ -7,6 +7,7 @@ an embedded dataset (for generative models and recipes that need them whole).
 Source strings::
 
     digits                          scikit-learn's 1,797 8×8 digits (resized; default 32×32×1)
+    digits_photo                    the same digits added onto crops of scikit-learn's sample photos (32×32×3)
     patterns[:classes=5,count=N]    seeded texture generator (default 10 classes, 3,000 images, 32×32×3)
     folder:PATH                     one subfolder per class
     tfds:NAME                       a TensorFlow Datasets name (needs tensorflow-datasets and network)
@@ -25,9 +26,10 @@ from kerasvk.data.pipeline import make_pipeline, split_indices
 
 EMBEDDED = {
     "digits": {"image_size": (32, 32), "channels": 1},
+    "digits_photo": {"image_size": (32, 32), "channels": 3},
     "patterns": {"image_size": (32, 32), "channels": 3},
 }
-SOURCE_FORMS = "digits, patterns[:classes=5|10,count=N], folder:PATH, tfds:NAME, or an (x, y) array tuple"
+SOURCE_FORMS = "digits, digits_photo, patterns[:classes=5|10,count=N], folder:PATH, tfds:NAME, or an (x, y) array tuple"
 
 
 @dataclass
@@ -87,6 +89,9 @@ def load_arrays(source="digits", *, image_size=None, channels=None, seed=0):
     ch = channels or EMBEDDED[kind]["channels"]
     if kind == "digits":
         return embedded.digits(image_size=size, channels=ch)
+    if kind == "digits_photo":
+        x, y, names = embedded.digits_on_photos(image_size=size, seed=seed)
+        return (x if ch == 3 else np.round(x.mean(axis=-1, keepdims=True)).astype("uint8")), y, names
     return embedded.patterns(
         count=opts.get("count", 3000), num_classes=opts.get("classes", 10), image_size=size, channels=ch, seed=seed
     )

@@ -166,6 +166,17 @@ class DANN(keras.Model):
         return cls(**config)
 
 
+def digits_encoder(input_shape=(32, 32, 3), name="encoder"):
+    """Ganin et al.'s encoder for the MNIST → MNIST-M experiments: Conv(32, 5×5) → max-pool →
+    Conv(48, 5×5) → max-pool, ReLU, no batch norm (source and target batches share no statistics)."""
+    inputs = keras.Input(shape=tuple(input_shape), name="images")
+    x = keras.layers.Conv2D(32, 5, activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(48, 5, activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(name="pool2")(x)
+    return keras.Model(inputs, x, name=name)
+
+
 def build_dann(
     backbone,
     num_classes,
