@@ -75,7 +75,8 @@ def main(seed=SEED, epochs=EPOCHS, lambda_max=LAMBDA_MAX, lr=LEARNING_RATE):
         steps = epochs * int(src.train.cardinality())
         optimizer = keras.optimizers.SGD(DANNLearningRate(lr, steps), momentum=0.9)
         hist = fit_dann(model, src.train, tgt.train, epochs=epochs, optimizer=optimizer)
-        rows.append((label, test_accuracy(model, src), test_accuracy(model, tgt), hist.history["domain_accuracy"][-1]))
+        domain_acc = hist.history["domain_accuracy"][-1]
+        rows.append((label, test_accuracy(model, src), test_accuracy(model, tgt), domain_acc))
 
     print(f"source: digits (RGB) {src.counts}; target: digits_photo (labels unused in training)")
     print(f"network: Ganin et al.'s digits encoder, {model.classifier().count_params():,} classifier params; "

@@ -207,3 +207,13 @@ def test_build_dann_flatten_features_and_hidden_label_layer():
     assert [layer.name for layer in flat.label_head.layers] == ["label_fc", "predictions"]
     assert flat.label_head.get_layer("label_fc").units == 20
     assert flat.classifier()(np.zeros((2, 32, 32, 1), "float32")).shape == (2, 3)
+
+
+def test_digits_encoder_is_ganins_mnist_network():
+    """conv 32@5×5 → pool → conv 48@5×5 → pool on 32×32×3, flattened (5·5·48 = 1,200) → Dense(100) → 10:
+    2,432 + 38,448 + 120,100 + 1,010 = 161,990 parameters."""
+    from kerasvk.training import build_dann, digits_encoder
+
+    model = build_dann(digits_encoder((32, 32, 3)), 10, pooling="flatten", label_units=100, domain_units=100)
+    assert tuple(model.encoder.outputs[0].shape) == (None, 1200)
+    assert model.classifier().count_params() == 161_990

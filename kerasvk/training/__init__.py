@@ -32,7 +32,7 @@ _LAZY = {
     "transfer_classifier": "transfer", "make_encoder": "transfer", "fine_tune": "transfer",
     "freeze_encoder": "transfer", "apply_l2sp": "transfer", "L2SP": "transfer",
     "DANN": "domain_adaptation", "build_dann": "domain_adaptation", "fit_dann": "domain_adaptation",
-    "dann_lambda": "domain_adaptation",
+    "dann_lambda": "domain_adaptation", "digits_encoder": "domain_adaptation",
     "distill": "distillation", "make_distiller": "distillation", "distillation_loss": "distillation",
     "to_logits": "distillation", "to_probabilities": "distillation",
     "make_schedule": "schedules", "schedule_callback": "schedules", "LinearWarmup": "schedules",
