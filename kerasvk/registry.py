@@ -146,12 +146,9 @@ def build(name: str, /, weights=None, **kwargs):
     """
     spec = get_spec(name)
     if weights is not None:
-        from kerasvk.models.classification._weights import load_weights
+        from kerasvk.models.classification._weights import check_weights, load_weights
 
-        if weights == "imagenet":
-            from kerasvk.models.classification._weights import keras_twin
-
-            keras_twin(name)  # fail before building when the model has no imagenet weights
+        weights = check_weights(name, weights, kwargs)  # before building or downloading anything
         return load_weights(build(name, **kwargs), name, weights, build_kwargs=kwargs)
     sig = inspect.signature(spec.builder)
     accepts_var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())

@@ -104,9 +104,23 @@ def test_input_max_only_rescales_the_input(name):
         kerasvk.build(name, input_max=0, **kw)
 
 
-def test_imagenet_weights_come_from_the_keras_twin(monkeypatch):
+@pytest.fixture
+def no_downloads(monkeypatch):
+    """Any keras download (``keras.utils.get_file``, which keras.applications uses) fails the test."""
+    import keras
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a test tried to download {args or kwargs}")
+
+    monkeypatch.setattr(keras.utils, "get_file", refuse)
+    import keras.src.utils.file_utils as file_utils
+
+    monkeypatch.setattr(file_utils, "get_file", refuse)
+
+
+def test_imagenet_weights_come_from_the_keras_twin(monkeypatch, no_downloads):
     """``build(name, weights="imagenet")`` asks the keras.applications twin for imagenet weights and copies
-    them (the download is replaced by the twin's random init here: tests stay offline)."""
+    them (the twin is stubbed to build with random weights: nothing is downloaded)."""
     import keras
 
     asked = {}
@@ -126,7 +140,8 @@ def test_imagenet_weights_come_from_the_keras_twin(monkeypatch):
     np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(ref(x)), atol=1e-6)
 
 
-def test_weights_file_round_trip_and_bad_weights(tmp_path):
+def test_weights_file_round_trip_and_bad_weights(tmp_path, no_downloads):
+    """Bad ``weights`` values fail in validation, before any model is built or any file fetched."""
     kw = {"input_shape": (32, 32, 3), "num_classes": 4}
     a = kerasvk.build("resnet20", **kw)
     path = tmp_path / "r20.weights.h5"
@@ -138,6 +153,8 @@ def test_weights_file_round_trip_and_bad_weights(tmp_path):
         kerasvk.build("lenet5", weights="imagenet")
     with pytest.raises(ValueError, match="need num_classes=1000"):
         kerasvk.build("resnet50", weights="imagenet", num_classes=10)
+    with pytest.raises(ValueError, match="need 3 input channels"):
+        kerasvk.build("resnet50", weights="imagenet", include_top=False, input_shape=(64, 64, 1))
     with pytest.raises(ValueError, match="weights must be None, 'imagenet' or a path"):
         kerasvk.build("resnet20", weights="cifar", **kw)
     with pytest.raises(FileNotFoundError, match="No weights file"):

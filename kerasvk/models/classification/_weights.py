@@ -56,11 +56,10 @@ def keras_twin(name):
     return getattr(keras.applications, KERAS_TWINS[name])
 
 
-def load_weights(model, name, weights, *, build_kwargs):
-    """Fill ``model`` (just built by ``kerasvk.build(name, **build_kwargs)``) from ``weights``.
+def check_weights(name, weights, build_kwargs):
+    """Validate ``weights`` for ``kerasvk.build(name, **build_kwargs)`` before anything is built or fetched.
 
-    ``weights``: ``"imagenet"`` (through the keras.applications twin) or a ``.weights.h5`` path.
-    Returns ``model``.
+    Returns ``"imagenet"`` or the weights file path.
     """
     if isinstance(weights, (str, os.PathLike)) and str(weights) != "imagenet":
         path = os.fspath(weights)
@@ -70,28 +69,43 @@ def load_weights(model, name, weights, *, build_kwargs):
             )
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No weights file at {path}.")
-        try:
-            model.load_weights(path)
-        except Exception as e:
-            raise ValueError(
-                f"Cannot load {path} into {name}: {type(e).__name__}: {str(e).splitlines()[0]}"
-            ) from None
-        return model
+        return path
     if weights != "imagenet":
         raise ValueError(
             f"weights must be None, 'imagenet' or a path to a .weights.h5 file. Received: weights={weights!r}"
         )
-    twin = keras_twin(name)
-    include_top = build_kwargs.get("include_top", True)
-    classes = build_kwargs.get("num_classes", 1000)
-    if include_top and classes != 1000:
+    keras_twin(name)
+    from kerasvk.registry import get_spec
+
+    kw = {**get_spec(name).defaults, **build_kwargs}
+    if kw.get("include_top", True) and kw.get("num_classes") != 1000:
         raise ValueError(
-            f"{name}: imagenet weights with include_top=True need num_classes=1000. Received: num_classes={classes}. "
+            f"{name}: imagenet weights with include_top=True need num_classes=1000. "
+            f"Received: num_classes={kw.get('num_classes')}. "
             "Use include_top=False (and kerasvk.training.transfer for a new head)."
         )
-    shape = tuple(model.inputs[0].shape[1:])
-    if shape[-1] != 3:
-        raise ValueError(f"{name}: imagenet weights need 3 input channels. Received: input_shape={shape}")
-    reference = twin(weights="imagenet", input_shape=shape, include_top=include_top, pooling=build_kwargs.get("pooling"))
+    shape = kw.get("input_shape")
+    if shape is not None and shape[-1] != 3:
+        raise ValueError(f"{name}: imagenet weights need 3 input channels. Received: input_shape={tuple(shape)}")
+    return "imagenet"
+
+
+def load_weights(model, name, weights, *, build_kwargs):
+    """Fill ``model`` (just built by ``kerasvk.build(name, **build_kwargs)``) from ``weights``, which
+    :func:`check_weights` has accepted. Returns ``model``."""
+    if weights != "imagenet":
+        try:
+            model.load_weights(weights)
+        except Exception as e:
+            raise ValueError(
+                f"Cannot load {weights} into {name}: {type(e).__name__}: {str(e).splitlines()[0]}"
+            ) from None
+        return model
+    reference = keras_twin(name)(
+        weights="imagenet",
+        input_shape=tuple(model.inputs[0].shape[1:]),
+        include_top=build_kwargs.get("include_top", True),
+        pooling=build_kwargs.get("pooling"),
+    )
     model.set_weights(reference.get_weights())
     return model
