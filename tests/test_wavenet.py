@@ -52,6 +52,39 @@ def test_cached_and_naive_generation_give_identical_samples():
     np.testing.assert_array_equal(cached[:, :4], np.tile(audio.mu_law_encode(np.linspace(-0.5, 0.5, 4), 16), (2, 1)))
 
 
+def test_prefill_of_empty_and_short_inputs_is_exact():
+    # TF's convolution of a zero-length sequence returns uninitialised memory; prefill must not use it
+    from kerasvk.layers.causal_conv import CausalConv1D
+
+    conv = CausalConv1D(4, 2, dilation_rate=2)
+    conv.build((None, None, 3))
+    for length in (0, 1, 2, 5):
+        x = tf.random.stateless_normal((2, length, 3), seed=[length, 1])
+        y, queue = conv.prefill(x)
+        assert tuple(y.shape) == (2, length, 4) and tuple(queue.shape) == (2, 2, 3)
+        if length:
+            np.testing.assert_allclose(y.numpy(), conv(x).numpy(), atol=1e-6)
+        expected = np.concatenate([np.zeros((2, 2, 3), "float32"), x.numpy()], axis=1)[:, -2:]
+        np.testing.assert_array_equal(queue.numpy(), expected)
+    model = _tiny_wavenet(max_dilation=4, num_stacks=1)
+    q0, queues = model.prefill(tf.zeros((3, 0), tf.int32))
+    for q in (q0, *queues):
+        np.testing.assert_array_equal(q.numpy(), np.zeros(q.shape, "float32"))
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_cached_equals_naive_for_short_prompts_and_repeats(num_classes):
+    model = _tiny_wavenet(num_classes=num_classes, max_dilation=4, num_stacks=1)
+    cls = dict(class_id=1) if num_classes else {}
+    for prompt_len in (None, 1, 2, 7):
+        prompt = None if prompt_len is None else np.linspace(-0.4, 0.3, prompt_len)
+        for seed in (0, 5, 123):
+            kw = dict(num_samples=2, seed=seed, prompt=prompt, return_codes=True, **cls)
+            cached = model.generate(12, **kw)
+            np.testing.assert_array_equal(cached, model.generate(12, use_cache=False, **kw))
+            np.testing.assert_array_equal(cached, model.generate(12, **kw))  # the same call repeats exactly
+
+
 def test_bad_generation_inputs():
     model = _tiny_wavenet(num_classes=3)
     with pytest.raises(ValueError, match=r"class_id must be an integer in \[0, 3\)"):
@@ -71,6 +104,10 @@ def test_exported_generate_signature(tmp_path):
     gen = tf.saved_model.load(str(path)).signatures["generate"]
     out = gen(num_samples=tf.constant(2), num_steps=tf.constant(30), temperature=tf.constant(1.0), seed=tf.constant(5))
     np.testing.assert_array_equal(out["codes"].numpy(), expected)
+    for _ in range(3):  # the exported signature repeats exactly, and matches in-process generation
+        again = gen(num_samples=tf.constant(2), num_steps=tf.constant(30), temperature=tf.constant(1.0), seed=tf.constant(5))
+        np.testing.assert_array_equal(again["codes"].numpy(), expected)
+        np.testing.assert_array_equal(model.generate(30, num_samples=2, seed=5, return_codes=True), expected)
     np.testing.assert_allclose(out["audio"].numpy(), audio.mu_law_decode(expected, 16), atol=1e-5)
     with pytest.raises(tf.errors.InvalidArgumentError, match="temperature must be > 0"):
         gen(num_samples=tf.constant(1), num_steps=tf.constant(3), temperature=tf.constant(0.0), seed=tf.constant(0))

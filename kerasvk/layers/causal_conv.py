@@ -118,10 +118,18 @@ class CausalConv1D(keras.layers.Conv1D):
         return y, full[:, 1:, :]
 
     def prefill(self, x):
-        """Full-sequence output and the queue after ``x`` ``(B, T, in)``: its last ``(k-1)·d`` inputs."""
+        """Full-sequence output and the queue after ``x`` ``(B, T, in)``: its last ``(k-1)·d`` inputs.
+
+        ``T`` may be 0 (a one-sample prompt leaves nothing to prefill). TensorFlow's convolution of a
+        zero-length sequence returns a non-empty tensor of uninitialised memory, so the convolution
+        runs over ``x`` plus one zero sample and the output is cut back to ``T`` steps; causality
+        makes the first ``T`` outputs exactly ``self(x)``.
+        """
         q = self.queue_length
-        padded = ops.concatenate([ops.zeros((ops.shape(x)[0], q, ops.shape(x)[2]), x.dtype), x], axis=1)
-        return self(x), padded[:, ops.shape(padded)[1] - q :, :]
+        batch, length, channels = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
+        y = self(ops.concatenate([x, ops.zeros((batch, 1, channels), x.dtype)], axis=1))[:, :length, :]
+        padded = ops.concatenate([ops.zeros((batch, q, channels), x.dtype), x], axis=1)
+        return y, padded[:, ops.shape(padded)[1] - q :, :]
 
     def get_config(self):
         config = super().get_config()
