@@ -102,6 +102,62 @@ def register(
     return decorator
 
 
+def variant(
+    family_fn,
+    name,
+    *,
+    task="classification",
+    family,
+    fixed,
+    defaults=None,
+    description="",
+    test_kwargs=None,
+    example_inputs=None,
+    info=None,
+    train_defaults=None,
+):
+    """Register a thin variant of a family builder (DESIGN convention 1), for any task.
+
+    ``variant(resnet, "resnet50", family="resnet", fixed={"depth": 50})`` registers a builder whose
+    signature is the family's minus the ``fixed`` arguments, with ``name`` defaulting to the variant
+    name (other defaults overridden through ``defaults``). The signature is real (``inspect.signature``
+    sees it), so the registry lists the right defaults and rejects unknown keywords. A generative model
+    class registers the same way: ``variant(VAE, "vae", task="generative", family="vae", fixed={})``.
+    """
+    sig = inspect.signature(family_fn)
+    defaults = {"name": name, **(defaults or {})}
+    params = [
+        p.replace(default=defaults.get(p.name, p.default))
+        for p in sig.parameters.values()
+        if p.name not in fixed and p.kind is not p.VAR_KEYWORD and p.kind is not p.VAR_POSITIONAL
+    ]
+    new_sig = sig.replace(parameters=params, return_annotation=inspect.Signature.empty)
+
+    def builder(*args, **kwargs):
+        bound = new_sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return family_fn(**fixed, **bound.arguments)
+
+    builder.__signature__ = new_sig
+    builder.__name__ = builder.__qualname__ = name
+    builder.__module__ = family_fn.__module__
+    builder.__doc__ = description or (
+        f"{name}: {family_fn.__name__}({', '.join(f'{k}={v!r}' for k, v in fixed.items())})."
+        if fixed
+        else (inspect.getdoc(family_fn) or name).split("\n")[0]
+    )
+    return register(
+        name,
+        task=task,
+        family=family,
+        description=description,
+        test_kwargs=test_kwargs,
+        example_inputs=example_inputs,
+        info=info,
+        train_defaults=train_defaults,
+    )(builder)
+
+
 def _load_all() -> None:
     """Import every module under ``kerasvk.models`` so their ``@register`` calls run."""
     global _LOADED

@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 
 from kerasvk.layers.blocks import conv_bn_act
-from kerasvk.models.classification._variant import variant
+from kerasvk.registry import variant
 from kerasvk.models.classification.base import make_input, pooled_head, validate_classifier_args
 
 BN_EPSILON = 1.001e-5

@@ -19,7 +19,7 @@ from __future__ import annotations
 import keras
 
 from kerasvk.layers.blocks import correct_pad, make_divisible, squeeze_excite
-from kerasvk.models.classification._variant import variant
+from kerasvk.registry import variant
 from kerasvk.models.classification.base import input_rescaling, make_input, pooled_head, validate_classifier_args
 from kerasvk.registry import register
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 
 from kerasvk.models.classification.base import global_pool, make_input, validate_classifier_args
-from kerasvk.models.classification._variant import variant
+from kerasvk.registry import variant
 
 # convolutions per block; filters are 64, 128, 256, 512, 512 for every variant
 VGG_BLOCKS = {

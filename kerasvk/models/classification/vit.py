@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 
 from kerasvk.layers import ClassToken, PositionEmbedding, TakeToken, interpolate_position_embeddings
-from kerasvk.models.classification._variant import variant
+from kerasvk.registry import variant
 from kerasvk.models.classification.base import make_input, validate_classifier_args
 
 # size -> (hidden_dim, num_layers, num_heads, mlp_dim)

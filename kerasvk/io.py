@@ -1,0 +1,165 @@
+"""Atomic file writing for everything kerasvk leaves on disk (run folders, plots, exports, samples).
+
+Every artefact is written to a hidden temporary path in the destination folder, then moved into place
+with ``os.replace`` (atomic on POSIX), so a crash or a kill never leaves a half-written file where
+something reads it: readers see the previous file or the new one. Temporary files are removed when the
+write fails. Files end with mode ``0666 & ~umask`` and folders ``0777 & ~umask`` (``mkstemp`` and
+``mkdtemp`` would leave 0600/0700), so a TF Serving process running as another user can read an export.
+
+This module is at the bottom of the import graph: it imports nothing from kerasvk, and no TensorFlow or
+Keras at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "atomic_path",
+    "atomic_dir",
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "read_json",
+    "save_figure",
+    "save_model",
+    "json_default",
+]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _make_readable(path: Path, directory: bool) -> None:
+    mode = (0o777 if directory else 0o666) & ~_umask()
+    os.chmod(path, mode)
+    if directory:
+        for root, dirs, files in os.walk(path):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o777 & ~_umask())
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o666 & ~_umask())
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=None):
+    """Yield a temporary file path next to ``path``; on success it replaces ``path``, on error it is removed.
+
+    ``suffix`` defaults to ``path``'s own (some writers pick the format from it: ``.png``, ``.keras``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix if suffix is None else suffix, prefix=f".tmp-{path.stem}-", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        _make_readable(tmp, directory=False)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path, *, overwrite=False):
+    """Yield a temporary folder next to ``path``; on success it is renamed to ``path``.
+
+    With ``overwrite=False`` an existing ``path`` is never replaced (``FileExistsError``), which is what
+    a versioned export needs. On error the temporary folder is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; it is never overwritten.")
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    try:
+        yield tmp
+        _make_readable(tmp, directory=True)
+        if path.exists():
+            if not overwrite:
+                raise FileExistsError(f"{path} appeared while it was being written; it is never overwritten.")
+            old = Path(tempfile.mkdtemp(prefix=f".old-{path.name}-", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path, text: str, encoding="utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding=encoding)
+    return Path(path)
+
+
+def json_default(o):
+    """JSON for NumPy scalars/arrays, tuples and paths (anything else: its ``str``)."""
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    return str(o)
+
+
+def write_json(obj, path) -> Path:
+    """Write ``obj`` as indented JSON (NumPy values converted) atomically."""
+    return write_text(path, json.dumps(obj, indent=2, default=json_default) + "\n")
+
+
+def read_json(path, what="file"):
+    """Read a JSON file; a missing or corrupt file raises ``FileNotFoundError``/``ValueError`` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No {what} at {path}.")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"Corrupt {what} {path}: {e}") from None
+
+
+def save_figure(fig, path, dpi=110) -> Path:
+    """Save a matplotlib figure to ``path`` atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def save_model(model, path) -> Path:
+    """``model.save(path)`` (a ``.keras`` file) atomically."""
+    path = Path(path)
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+    return path
