@@ -1,4 +1,4 @@
-"""The ``kerasvk`` command: list / info / train / evaluate / export / check-export.
+"""The ``kerasvk`` command: list / info / train / evaluate / predict / export / check-export.
 
 User errors (unknown model or data name, bad value, missing or corrupt file) print one line on
 stderr and exit with code 2 — never a traceback. Subcommands are small functions registered in
@@ -74,6 +74,16 @@ def _positive_float(text):
     return v
 
 
+def _non_negative_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
 def _size(text):
     try:
         parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
@@ -116,17 +126,28 @@ def run_info(args):
 
 
 # --------------------------------------------------------------------------------------------- train
+DATA_HELP = (
+    "images (classifiers, vae, cvae, dcgan, wgan_gp, pixelcnn): digits | digits_photo | "
+    "patterns[:classes=5|10,count=N] | folder:PATH | tfds:NAME; text (gpt): pydoc | file:PATH; "
+    "audio (wavenet): audio. Default: digits (gpt: pydoc, wavenet: audio)"
+)
+DEFAULT_DATA = {"gpt": "pydoc", "wavenet": "audio"}
+
+
 def add_train(p):
-    p.add_argument("model", help="registered classifier name (see `kerasvk list --task classification`)")
-    p.add_argument("--data", default="digits", help="digits | patterns[:classes=5,count=N] | folder:PATH | tfds:NAME")
+    p.add_argument("model", help="registered model name, any task (see `kerasvk list`)")
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--epochs", type=_positive_int, help="default: the model's recipe (`kerasvk info MODEL`), else 30")
     p.add_argument("--batch-size", type=_positive_int, help="default: the model's recipe, else 64")
+    p.add_argument("--steps-per-epoch", type=_positive_int, help="optimizer steps per epoch (default: one pass over the data)")
     p.add_argument("--lr", type=_positive_float, help="(peak) learning rate (default: the model's recipe, else 1e-3)")
-    p.add_argument("--optimizer", help="adam | adamw | sgd | rmsprop (default: the model's recipe, else adam)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--optimizer", help="adam | adamw | sgd | rmsprop (default: the model's recipe, else adam; "
+                   "GANs: their own Adam(2e-4, β1=0.5) pair)")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
     p.add_argument("--image-size", type=_size, help="resize images to SIZE or HxW (default: the dataset's)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
+    p.add_argument("--seq-len", type=_positive_int, help="gpt/wavenet: training window length (gpt: its context)")
     p.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of the progress bar")
     p.add_argument(
@@ -136,9 +157,14 @@ def add_train(p):
         "--schedule",
         help="per-step LR schedule: cosine | step[:gamma=G,step_size=EPOCHS] | exponential[:k=PER_EPOCH] | constant",
     )
-    p.add_argument("--warmup", type=int, metavar="EPOCHS", help="linear LR warm-up epochs")
+    p.add_argument("--warmup", type=_non_negative_int, metavar="EPOCHS", help="linear LR warm-up epochs (alone: to a constant rate)")
     p.add_argument("--label-smoothing", type=float, metavar="ALPHA", help="targets y(1-α)+α/K")
     p.add_argument("--l2", type=float, help="L2 penalty λ on every kernel (λΣw²)")
+    p.add_argument("--weights", help="classifiers: start from imagenet (online) | a .weights.h5/.keras file | a run folder")
+    p.add_argument("--fine-tune", metavar="MODE", help="with --weights: frozen (train the new head only, default) | top-N | full")
+    p.add_argument("--l2sp", type=_positive_float, metavar="LAMBDA", help="with --fine-tune top-N|full: L2-SP pull towards the pretrained weights")
+    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), help="keras dtype policy")
+    p.add_argument("--strategy", choices=("default", "mirrored"), help="tf.distribute strategy (default: none)")
 
 
 def train_kwargs(args) -> dict:
@@ -146,6 +172,7 @@ def train_kwargs(args) -> dict:
     return dict(
         epochs=args.epochs,
         batch_size=args.batch_size,
+        steps_per_epoch=args.steps_per_epoch,
         lr=args.lr,
         optimizer=args.optimizer,
         seed=args.seed,
@@ -159,17 +186,42 @@ def train_kwargs(args) -> dict:
         warmup=args.warmup,
         label_smoothing=args.label_smoothing,
         l2=args.l2,
+        weights=args.weights,
+        fine_tune=args.fine_tune,
+        l2sp=args.l2sp,
+        precision=args.precision,
+        strategy=args.strategy,
+        **({"seq_len": args.seq_len} if args.seq_len is not None else {}),
     )
 
 
-def run_train(args):
+def format_task_report(report) -> str:
+    """A classifier's report as its table; other tasks' numbers one per line."""
     from kerasvk.evaluation import format_report
-    from kerasvk.training import train
 
-    report = train(args.model, args.data, **train_kwargs(args))
-    out = args.out or f"runs/{args.model}-{args.data.replace(':', '_').replace('/', '_')}"
-    print(format_report(report))
-    print(f"trained in {report['train_seconds']:.1f}s; run folder: {out}")
+    if "confusion_matrix" in report:
+        return format_report(report)
+    lines = []
+    for k, v in report.items():
+        if isinstance(v, float):
+            lines.append(f"{k}: {v:.4f}")
+        elif isinstance(v, list):
+            lines.extend(str(x) for x in v)
+        elif not isinstance(v, dict):
+            lines.append(f"{k}: {v}")
+    return "\n".join(lines)
+
+
+def run_train(args):
+    from kerasvk.registry import get_spec
+    from kerasvk.training import train
+    from kerasvk.training.trainer import default_run_dir
+
+    spec = get_spec(args.model)
+    data = args.data or DEFAULT_DATA.get(spec.family, "digits")
+    report = train(args.model, data, **train_kwargs(args))
+    print(format_task_report(report))
+    print(f"trained in {report['train_seconds']:.1f}s; run folder: {args.out or default_run_dir(args.model, data)}")
     return 0
 
 
@@ -181,11 +233,38 @@ def add_evaluate(p):
 
 
 def run_evaluate(args):
-    from kerasvk.evaluation import format_report
     from kerasvk.training import evaluate_run
 
     report = evaluate_run(args.run, data=args.data, batch_size=args.batch_size)
-    print(format_report(report))
+    print(format_task_report(report))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- predict
+def add_predict(p):
+    p.add_argument("source", help="run folder made by `kerasvk train`, or an exported version folder (BASE/NAME/VERSION)")
+    p.add_argument("files", nargs="*", help="classifiers: image files (PNG/JPEG/BMP/GIF) to classify")
+    p.add_argument("--top-k", type=_positive_int, default=3, help="classes printed per image (default 3)")
+    p.add_argument("--out", help="generators: folder the samples are written to (default RUN/predictions)")
+    p.add_argument("--num", type=_positive_int, default=16, help="generators: number of samples (default 16)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="generators: sampling seed")
+    p.add_argument("--prompt", help="gpt: text to continue")
+
+
+def run_predict(args):
+    from pathlib import Path
+
+    if (Path(args.source) / "saved_model.pb").is_file():
+        from kerasvk.export.predict import predict_exported
+
+        lines = predict_exported(args.source, args.files, top_k=args.top_k)
+    else:
+        from kerasvk.training import predict_run
+
+        lines = predict_run(args.source, args.files, out=args.out, top_k=args.top_k, num=args.num, seed=args.seed,
+                            prompt=args.prompt)
+    for line in lines:
+        print(line)
     return 0
 
 
@@ -218,20 +297,12 @@ def run_check_export(args):
 
     model = inputs = None
     if args.run:
-        from kerasvk import data as kdata
         from kerasvk.training import load_run_model
+        from kerasvk.training.trainer import run_data
 
-        model, config = load_run_model(args.run)
-        ds = kdata.load(
-            config["data"],
-            image_size=tuple(config["image_size"]),
-            channels=config["channels"],
-            batch_size=32,
-            val_split=config["val_split"],
-            test_split=config["test_split"],
-            seed=config["seed"],
-        )
-        inputs = np.asarray(next(iter(ds.test))[0])
+        model, _ = load_run_model(args.run)
+        batch = next(iter(run_data(args.run, batch_size=32).test))[0]
+        inputs = [np.asarray(b) for b in batch] if isinstance(batch, (list, tuple)) else np.asarray(batch)
     report = check_export(args.path, model=model, inputs=inputs)
     print(json.dumps(report, indent=2, default=str))
     return 0
@@ -274,8 +345,9 @@ def run_plot_schedule(args):
 COMMANDS = {
     "list": (add_list, run_list, "list registered models"),
     "info": (add_info, run_info, "task, family, default input shape and parameter count of a model"),
-    "train": (add_train, run_train, "train a classifier on a data source into a run folder"),
+    "train": (add_train, run_train, "train any registered model on a data source into a run folder"),
     "evaluate": (add_evaluate, run_evaluate, "accuracy, per-class/macro P/R/F1, top-k, confusion matrix of a run"),
+    "predict": (add_predict, run_predict, "top-k classes of image files, or samples from a generator"),
     "export": (add_export, run_export, "export a run as a TF Serving SavedModel (BASE/NAME/VERSION)"),
     "check-export": (add_check_export, run_check_export, "load an export and compare it with its run's model"),
     "augment-preview": (add_augment_preview, run_augment_preview, "PNG grid of augmented training samples"),

@@ -91,17 +91,25 @@ def test_bad_run_inputs(tmp_path):
         check_export(tmp_path)
     with pytest.raises(ValueError, match="Unknown optimizer"):
         train("lenet5", DATA, epochs=1, optimizer="adagrad-x", out=tmp_path / "o", verbose=0)
-    with pytest.raises(ValueError, match="fits classifiers"):
-        train("vae", DATA, epochs=1, out=tmp_path / "o", verbose=0)
+    with pytest.raises(ValueError, match="vae .generative. does not take augment"):
+        train("vae", DATA, epochs=1, augment="standard", out=tmp_path / "o", verbose=0)
+    with pytest.raises(ValueError, match="an existing file"):
+        (tmp_path / "file").write_text("x")
+        train("lenet5", DATA, epochs=1, out=tmp_path / "file", verbose=0)
+    with pytest.raises(ValueError, match="warmup must be an integer >= 0"):
+        train("lenet5", DATA, epochs=1, warmup=-1, out=tmp_path / "o", verbose=0)
+    assert not (tmp_path / "o").exists()  # a rejected run creates nothing
 
 
 def test_train_options_resolve_explicit_then_model_recipe_then_global():
-    from kerasvk.training.runner import TRAIN_DEFAULTS, resolve_train_options
+    from kerasvk.training.trainer import TRAIN_DEFAULTS, resolve_train_options
 
     lenet = resolve_train_options("lenet5")
     assert lenet["epochs"] == 40 and lenet["label_smoothing"] == 0.1 and "fill=constant" in lenet["augment"]
     assert resolve_train_options("lenet5", epochs=3, label_smoothing=0.0)["epochs"] == 3
     assert resolve_train_options("lenet5", label_smoothing=0.0)["label_smoothing"] == 0.0
-    assert resolve_train_options("simple_cnn") == TRAIN_DEFAULTS
+    assert resolve_train_options("simple_cnn") == {**TRAIN_DEFAULTS, "optimizer": "adam", "lr": 1e-3}
+    assert resolve_train_options("dcgan")["optimizer"] is None  # a GAN compiles its own two optimizers
+    assert resolve_train_options("gpt")["optimizer"] == "adamw" and "seq_len" in resolve_train_options("gpt")
     with pytest.raises(ValueError, match="Unknown training option"):
         resolve_train_options("lenet5", epoch=3)

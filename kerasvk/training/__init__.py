@@ -1,27 +1,38 @@
-"""Training: the run-folder runner, and (in submodules) schedules, regularization, transfer learning,
-domain adaptation, distillation and ensembles."""
+"""Training: the one trainer (``train``) and its task adapters, and (in submodules) schedules, callbacks,
+regularization, transfer learning, domain adaptation, distillation and ensembles."""
 
-from kerasvk.training.runner import (
+from kerasvk.training.losses import classification_loss_and_metrics
+from kerasvk.training.tasks import evaluate_classifier
+from kerasvk.training.trainer import (
     OPTIMIZERS,
-    classification_loss_and_metrics,
+    TRAIN_DEFAULTS,
     default_callbacks,
-    evaluate_model,
     evaluate_run,
     export_run,
     load_run_model,
     make_optimizer,
+    predict_run,
+    read_run,
+    resolve_train_options,
     set_seed,
     train,
 )
 
+evaluate_model = evaluate_classifier  # the name this had before the trainer served every task
+
 __all__ = [
     "OPTIMIZERS",
+    "TRAIN_DEFAULTS",
     "train",
     "evaluate_run",
     "evaluate_model",
+    "evaluate_classifier",
     "export_run",
+    "predict_run",
+    "read_run",
     "load_run_model",
     "make_optimizer",
+    "resolve_train_options",
     "set_seed",
     "default_callbacks",
     "classification_loss_and_metrics",
