@@ -86,6 +86,17 @@ def test_per_epoch_callback_sets_and_logs_lr(tmp_path):
     )
     assert hist.history["learning_rate"] == pytest.approx([0.08, 0.04, 0.02, 0.01])
 
+    # per-epoch warm-up: no epoch trains at rate 0 (epoch 0 did before), the ramp ends at the peak
+    for warmup in (1, 2, 3):
+        model.compile(keras.optimizers.SGD(0.5), "mse")
+        hist = model.fit(x, y, epochs=warmup + 2, batch_size=8, verbose=0,
+                         callbacks=[schedule_callback("constant", 0.1, warmup + 2, warmup=warmup)])
+        ramp = [0.1 * (e + 1) / (warmup + 1) for e in range(warmup)]
+        assert hist.history["learning_rate"] == pytest.approx([*ramp, 0.1, 0.1])
+        assert min(hist.history["learning_rate"]) > 0
+    cb = schedule_callback("cosine", 0.1, 10, warmup=2)
+    assert cb.schedule(0) == pytest.approx(0.1 / 3) and cb.schedule(2) == pytest.approx(0.1)
+
     # With a per-step schedule in the optimizer, the logger records the rate each epoch.
     from kerasvk.training.schedules import make_schedule
 

@@ -180,11 +180,19 @@ def schedule_callback(name="cosine", lr=1e-3, epochs=None, *, warmup=0, verbose=
     """The same schedules per epoch: ``keras.callbacks.LearningRateScheduler`` over the epoch index.
 
     ``epochs`` and ``warmup`` count epochs. The callback also logs ``learning_rate`` each epoch.
+    Warm-up epoch ``e < w`` trains at ``lr(w) · (e + 1)/(w + 1)``: the ramp of the per-step schedule
+    sampled so that no epoch trains at rate 0 (evaluated at the epoch index, the first warm-up epoch
+    would be ``0 · lr`` — a whole wasted epoch), reaching ``lr(w)`` at the first epoch after it.
     """
     schedule = make_schedule(name, lr, epochs, warmup=warmup, **kw)
 
+    def value(t):
+        return float(keras.ops.convert_to_numpy(schedule(t)))
+
     def per_epoch(epoch, current=None):
-        return float(keras.ops.convert_to_numpy(schedule(epoch)))
+        if epoch < warmup:
+            return value(warmup) * (epoch + 1) / (warmup + 1)
+        return value(epoch)
 
     return keras.callbacks.LearningRateScheduler(per_epoch, verbose=verbose)
 
@@ -217,11 +225,9 @@ def parse_schedule(spec):
 
 def plot_schedule(spec="cosine", lr=1e-3, total=100, path="schedule.png", *, warmup=0, unit="epoch"):
     """Draw a schedule over ``total`` steps/epochs into a PNG (atomically)."""
-    import os
-    import tempfile
-    from pathlib import Path
-
     import matplotlib
+
+    from kerasvk import io
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -240,11 +246,4 @@ def plot_schedule(spec="cosine", lr=1e-3, total=100, path="schedule.png", *, war
     ax.set_title(f"{spec} (lr={lr:g}, warmup={warmup})")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".tmp-", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return io.save_figure(fig, path, dpi=100)
