@@ -84,6 +84,19 @@ def _non_negative_int(text):
     return v
 
 
+def _model_kwarg(text):
+    import ast
+
+    key, eq, value = text.partition("=")
+    if not eq or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (a builder argument), got {text!r}")
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value  # a plain string
+    return key, tuple(parsed) if isinstance(parsed, list) else parsed
+
+
 def _size(text):
     try:
         parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
@@ -163,6 +176,8 @@ def add_train(p):
     p.add_argument("--weights", help="classifiers: start from imagenet (online) | a .weights.h5/.keras file | a run folder")
     p.add_argument("--fine-tune", metavar="MODE", help="with --weights: frozen (train the new head only, default) | top-N | full")
     p.add_argument("--l2sp", type=_positive_float, metavar="LAMBDA", help="with --fine-tune top-N|full: L2-SP pull towards the pretrained weights")
+    p.add_argument("--set", dest="model_kwargs", action="append", default=[], type=_model_kwarg, metavar="KEY=VALUE",
+                   help="builder argument, repeatable (e.g. --set num_layers=2 --set filters=[8,16]; see `kerasvk info MODEL`)")
     p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), help="keras dtype policy")
     p.add_argument("--strategy", choices=("default", "mirrored"), help="tf.distribute strategy (default: none)")
 
@@ -191,6 +206,7 @@ def train_kwargs(args) -> dict:
         l2sp=args.l2sp,
         precision=args.precision,
         strategy=args.strategy,
+        model_kwargs=dict(args.model_kwargs) or None,
         **({"seq_len": args.seq_len} if args.seq_len is not None else {}),
     )
 
