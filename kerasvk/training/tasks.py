@@ -120,10 +120,10 @@ class Task:
         raise NotImplementedError
 
     def build(self, spec, run_data, model_kwargs, transfer):
-        import kerasvk
+        from kerasvk.registry import build
 
         kw = {**run_data.build_kwargs, **(model_kwargs or {})}
-        return kerasvk.build(spec.name, **kw), kw
+        return build(spec.name, **kw), kw
 
     def compile(self, model, optimizer, opts) -> None:
         model.compile(optimizer=optimizer)
@@ -203,17 +203,17 @@ class ClassificationTask(Task):
                        _steps(ds.counts["train"], opts["batch_size"]), {"class_names": ds.class_names})
 
     def build(self, spec, run_data, model_kwargs, transfer):
-        import kerasvk
+        from kerasvk.registry import build
 
         kw = {**run_data.build_kwargs, **(model_kwargs or {})}
         if transfer["weights"] is None:
-            return kerasvk.build(spec.name, **kw), kw
+            return build(spec.name, **kw), kw
         return self._transfer_model(spec, kw, transfer), kw
 
     @staticmethod
     def _transfer_model(spec, kw, transfer):
         """Pretrained encoder (imagenet, a .weights.h5, a .keras file or a run) + a new head, frozen or fine-tuned."""
-        import kerasvk
+        from kerasvk.registry import build
         from kerasvk.training import transfer as tl
 
         weights = transfer["weights"]
@@ -222,7 +222,7 @@ class ClassificationTask(Task):
         if p is not None and (p.is_dir() or p.suffix == ".keras"):
             base = p  # a kerasvk run folder or .keras file: its encoder
         else:
-            base = kerasvk.build(spec.name, include_top=False, weights=weights, **base_kw)
+            base = build(spec.name, include_top=False, weights=weights, **base_kw)
         mode = parse_fine_tune(transfer["fine_tune"] or "frozen")
         model = tl.transfer_classifier(base, kw["num_classes"], freeze=True, name=spec.name)
         if mode:
