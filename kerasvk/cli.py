@@ -394,6 +394,13 @@ def main(argv=None) -> int:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"kerasvk: error: {msg}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        from kerasvk.training.trainer import TrainingDiverged
+
+        if not isinstance(e, TrainingDiverged):
+            raise
+        print(f"kerasvk: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("kerasvk: interrupted", file=sys.stderr)
         return 130

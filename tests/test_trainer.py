@@ -181,3 +181,14 @@ def test_task_specific_errors(tmp_path):
     with pytest.raises(ValueError, match="are for classifiers; vae is a generative model"):
         train("vae", "digits", weights="imagenet", out=tmp_path / "g")
     assert not (tmp_path / "g").exists()
+
+
+def test_divergence_is_never_reported_as_success(tmp_path, capsys):
+    run = tmp_path / "div"
+    argv = ["train", "simple_cnn", "--data", "patterns:classes=5,count=60", "--lr", "1e30", "--optimizer", "sgd",
+            "--epochs", "2", "--batch-size", "16", "--set", "dense_units=8", "--out", str(run), "--quiet"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kerasvk: error: Training diverged") and "\n" not in err
+    assert not (run / "model.keras").exists()
+    assert json.loads((run / "metrics.json").read_text())["diverged"] is True

@@ -325,6 +325,13 @@ def train(
     train_seconds = time.time() - t0
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     io.write_json(history, out / "history.json")
+    diverged = _divergence(net, history)
+    if diverged:  # never reported as success: no model.keras, a metrics.json that says so, an error
+        io.write_json({"diverged": True, "reason": diverged, "train_seconds": round(train_seconds, 2)}, out / "metrics.json")
+        raise TrainingDiverged(
+            f"Training diverged: {diverged}. Nothing was saved as {out / 'model.keras'}; "
+            f"try a lower learning rate (it was {opts['lr']}) or gradient clipping."
+        )
     io.save_model(net, out / "model.keras")
 
     # 5. report
@@ -336,6 +343,25 @@ def train(
 
     plots.history_curves(history, out / "plots" / "history.png", title=f"{model} on {config['data']}")
     return report
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss or weights (the CLI prints it on one line and exits 1)."""
+
+
+def _divergence(model, history):
+    """Why the run diverged (a non-finite loss or weight), or None."""
+    import numpy as np
+
+    for key, values in history.items():
+        if "loss" in key and any(not np.isfinite(v) for v in values):
+            return f"{key} became {values[-1] if not np.isfinite(values[-1]) else 'non-finite'}"
+    if getattr(model, "stop_training", False) and not history.get("loss"):
+        return "stopped by TerminateOnNaN before finishing an epoch"
+    for w in model.weights:
+        if not np.all(np.isfinite(np.asarray(w))):
+            return f"weight {w.path} is not finite"
+    return None
 
 
 def _describe_augment(augment):
