@@ -82,8 +82,11 @@ def _int_option(opts, key, minimum):
         raise ValueError(f"{key} must be an integer >= {minimum}. Received: {key}={v!r}")
 
 
-def check_options(opts) -> None:
-    """Raise ``ValueError`` naming the allowed values for any bad training option (nothing is touched)."""
+def check_options(opts) -> dict:
+    """Raise ``ValueError`` naming the allowed values for any bad training option (nothing is touched).
+
+    Returns what was parsed on the way (``{"schedule": (name, options) or None}``), so nothing is parsed twice.
+    """
     _int_option(opts, "epochs", 1)
     _int_option(opts, "batch_size", 1)
     _int_option(opts, "steps_per_epoch", 1)
@@ -104,16 +107,18 @@ def check_options(opts) -> None:
             raise ValueError(f"{key} must be in (0, 1). Received: {key}={opts[key]!r}")
     if opts["val_split"] + opts["test_split"] >= 1.0:
         raise ValueError("val_split + test_split must be < 1 (something must be left to train on).")
+    if opts["warmup"] and opts["schedule"] is None:
+        opts["schedule"] = "constant"  # --warmup alone: a linear warm-up to the constant rate
+    parsed = {"schedule": None}
     if opts["schedule"]:
         from kerasvk.training.schedules import parse_schedule
 
-        parse_schedule(opts["schedule"])
-    if opts["warmup"] and opts["schedule"] is None:
-        opts["schedule"] = "constant"  # --warmup alone: a linear warm-up to the constant rate
+        parsed["schedule"] = parse_schedule(opts["schedule"])
     if isinstance(opts["augment"], (str, dict)):
         from kerasvk.data.augment import parse_augment
 
         parse_augment(opts["augment"])  # raises naming the presets and operations
+    return parsed
 
 
 def default_run_dir(model, data) -> Path:
@@ -146,13 +151,17 @@ def make_optimizer(name, learning_rate):
     return keras.optimizers.RMSprop(learning_rate)
 
 
-def learning_rate(opts, steps_per_epoch):
-    """The peak rate, or a per-step schedule whose options (``step_size``, ``k``, warm-up) count epochs."""
+def learning_rate(opts, steps_per_epoch, schedule=None):
+    """The peak rate, or a per-step schedule whose options (``step_size``, ``k``, warm-up) count epochs.
+
+    ``schedule`` is the parsed ``(name, options)`` of ``opts["schedule"]`` (see ``check_options``).
+    """
     if not opts["schedule"]:
         return opts["lr"]
     from kerasvk.training.schedules import make_schedule, parse_schedule
 
-    name, sched = parse_schedule(opts["schedule"])
+    name, sched = schedule if schedule is not None else parse_schedule(opts["schedule"])
+    sched = dict(sched)
     if "step_size" in sched:
         sched["step_size"] = int(sched["step_size"]) * steps_per_epoch
     if "k" in sched:
@@ -267,7 +276,7 @@ def train(
     spec = get_spec(model)
     task = adapter(spec)
     opts = resolve_train_options(model, **options)
-    check_options(opts)
+    parsed = check_options(opts)
     if precision not in (None, *PRECISIONS):
         raise ValueError(f"Unknown precision {precision!r}. Allowed: {', '.join(PRECISIONS)}.")
     transfer = {"weights": weights, "fine_tune": fine_tune, "l2sp": l2sp}
@@ -286,7 +295,7 @@ def train(
             from kerasvk.training.regularization import apply_weight_regularization
 
             apply_weight_regularization(net, l2=opts["l2"])
-        optimizer = make_optimizer(opts["optimizer"], learning_rate(opts, steps)) if opts["optimizer"] else None
+        optimizer = make_optimizer(opts["optimizer"], learning_rate(opts, steps, parsed["schedule"])) if opts["optimizer"] else None
         task.compile(net, optimizer, opts)
 
     # 3. the run folder
