@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,6 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kerasvk  # noqa: E402
+from kerasvk.io import write_text  # noqa: E402
 from kerasvk.models.generative import _sampling  # noqa: E402
 
 
@@ -189,12 +189,7 @@ def main(argv=None):
     text = table(rows, device)
     print("\n" + text)
     if args.out:
-        folder = os.path.dirname(os.path.abspath(args.out))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".md")
-        with os.fdopen(fd, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, args.out)
+        write_text(args.out, text + "\n")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
 """Matplotlib figures for run folders: training curves, confusion matrix, prediction and sample grids.
 
-Every function writes a PNG atomically (temporary file, then rename) and returns its path. The Agg
-backend is used so nothing needs a display.
+Every function writes a PNG atomically (through ``kerasvk.io``: temporary file, then rename) and
+returns its path. The Agg backend is used so nothing needs a display.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from kerasvk.io import save_figure as _save_figure
 
 
 def _plt():
@@ -22,20 +22,10 @@ def _plt():
     return plt
 
 
-def save_figure(fig, path) -> Path:
-    """Save ``fig`` to ``path`` atomically and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        _plt().close(fig)
-    return path
+def save_figure(fig, path, dpi=110) -> Path:
+    """Save ``fig`` to ``path`` atomically and close it (``kerasvk.io.save_figure``, Agg backend)."""
+    _plt()
+    return _save_figure(fig, path, dpi=dpi)
 
 
 def _show(ax, img):

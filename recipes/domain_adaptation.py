@@ -42,7 +42,6 @@ from kerasvk.data import load  # noqa: E402
 from kerasvk.training.domain_adaptation import (  # noqa: E402
     DANNLearningRate,
     build_dann,
-    digits_encoder,
     fit_dann,
 )
 
@@ -69,8 +68,8 @@ def main(seed=SEED, epochs=EPOCHS, lambda_max=LAMBDA_MAX, lr=LEARNING_RATE):
     for label, domain_weight in (("source only", 0.0), ("DANN", 1.0)):
         keras.utils.set_random_seed(seed)
         model = build_dann(
-            digits_encoder(src.input_shape), src.num_classes, pooling="flatten", label_units=UNITS,
-            domain_units=UNITS, domain_weight=domain_weight, lambda_max=lambda_max,
+            "digits_encoder", src.num_classes, input_shape=src.input_shape, pooling="flatten",
+            label_units=UNITS, domain_units=UNITS, domain_weight=domain_weight, lambda_max=lambda_max,
         )
         steps = epochs * int(src.train.cardinality())
         optimizer = keras.optimizers.SGD(DANNLearningRate(lr, steps), momentum=0.9)

@@ -33,14 +33,10 @@ import tensorflow as tf  # noqa: E402
 import kerasvk  # noqa: E402
 from kerasvk import plots  # noqa: E402
 from kerasvk.data import dataset_arrays, load  # noqa: E402
-from kerasvk.training.runner import save_model_atomic, write_json  # noqa: E402
-from kerasvk.evaluation.generative import (
-    InceptionFeatures,
-    fid,
-    inception_score,
-    train_feature_classifier,
-)  # noqa: E402
-from kerasvk.models.generative.gan import SampleGridCallback  # noqa: E402
+from kerasvk.evaluation.generative import InceptionFeatures, fid, inception_score  # noqa: E402
+from kerasvk.io import save_model, write_json  # noqa: E402
+from kerasvk.training.callbacks import SampleGridCallback  # noqa: E402
+from kerasvk.training.feature_classifier import train_feature_classifier  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
 
@@ -101,7 +97,7 @@ def main(argv=None):
     end_images = np.asarray(gan.sample(args.num_samples, seed=123))
     end = quality(extractor, real_feats, end_images)
     plots.image_grid(end_images[:64], out / "samples_end.png", title=f"{args.model}, {args.epochs} epochs")
-    save_model_atomic(gan, out / "gan.keras")
+    save_model(gan, out / "gan.keras")
     write_json({k: [float(v) for v in vs] for k, vs in hist.items()}, out / "history.json")
 
     name = extractor.name

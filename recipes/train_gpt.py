@@ -26,10 +26,8 @@ Run: ``python recipes/train_gpt.py [--minutes 4.5] [--text my.txt] [--run-dir ru
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -39,53 +37,10 @@ import numpy as np  # noqa: E402
 
 import kerasvk  # noqa: E402
 from kerasvk.data import text  # noqa: E402
+from kerasvk.io import save_model, write_json, write_text  # noqa: E402
+from kerasvk.training.callbacks import TimeBudget  # noqa: E402
 
 PROMPTS = ["The ", "def ", "A list is", "\n"]
-
-
-def write_atomic(path, data: str):
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Warm-up + cosine learning rate over *wall time*, and stop after ``seconds``.
-
-    The number of steps that fit in the budget depends on the machine's load, so the cosine runs
-    over the elapsed fraction of the budget rather than a step count: linear warm-up over the first
-    ``warmup_steps`` steps to ``peak_lr``, then ``peak_lr · (alpha + (1 - alpha) · ½(1 + cos(π·f)))``
-    with ``f`` = elapsed / budget, so the rate always ends near ``alpha · peak_lr`` when time is up.
-    """
-
-    def __init__(self, seconds, peak_lr, warmup_steps=50, alpha=0.05):
-        super().__init__()
-        self.seconds, self.peak_lr, self.warmup_steps, self.alpha = seconds, peak_lr, warmup_steps, alpha
-        self.start, self.steps, self.lrs = None, 0, []
-
-    def _set_lr(self):
-        f = min(1.0, (time.perf_counter() - self.start) / self.seconds)
-        cosine = self.alpha + (1.0 - self.alpha) * 0.5 * (1.0 + math.cos(math.pi * f))
-        lr = self.peak_lr * min(1.0, (self.steps + 1) / self.warmup_steps) * cosine
-        self.model.optimizer.learning_rate.assign(lr)
-        return lr
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._set_lr()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if time.perf_counter() - self.start > self.seconds:
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["lr"] = float(self.model.optimizer.learning_rate.numpy())
-            logs["steps"] = self.steps
 
 
 def unigram_baseline(train_ids, val_ids, vocab_size):
@@ -173,7 +128,7 @@ def main(argv=None):
     for i, prompt in enumerate(PROMPTS):
         out = sample_text(model, prompt, args.sample_chars, temperature=0.8, top_p=0.95, seed=args.seed + i)
         lines.append(f"=== prompt {prompt!r} (temperature 0.8, top_p 0.95, seed {args.seed + i}) ===\n{out}\n")
-    write_atomic(os.path.join(args.run_dir, "samples.txt"), "\n".join(lines))
+    write_text(os.path.join(args.run_dir, "samples.txt"), "\n".join(lines))
     print(lines[0])
 
     metrics = {"val_loss_nats_per_char": val_loss, "val_bits_per_char": val_loss / math.log(2), "val_perplexity": ppl,
@@ -183,12 +138,10 @@ def main(argv=None):
                "unigram_val_perplexity": math.exp(uni_val),
                "steps": budget.steps, "seconds": seconds, "vocab_size": tokenizer.vocab_size,
                "parameters": int(model.count_params()), "config": vars(args)}
-    write_atomic(os.path.join(args.run_dir, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    write_json(metrics, os.path.join(args.run_dir, "metrics.json"))
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
-    write_atomic(os.path.join(args.run_dir, "history.json"), json.dumps(history, indent=2) + "\n")
-    tmp = os.path.join(args.run_dir, ".tmp-gpt.keras")
-    model.save(tmp)
-    os.replace(tmp, os.path.join(args.run_dir, "gpt.keras"))
+    write_json(history, os.path.join(args.run_dir, "history.json"))
+    save_model(model, os.path.join(args.run_dir, "gpt.keras"))
     print(f"wrote {args.run_dir}/samples.txt, metrics.json, history.json, gpt.keras")
 
 

@@ -22,9 +22,7 @@ Run: ``python recipes/train_pixelcnn.py [--levels 2|256] [--minutes 3] [--run-di
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -34,33 +32,15 @@ import numpy as np  # noqa: E402
 
 import kerasvk  # noqa: E402
 from kerasvk.data import load_arrays, split_indices  # noqa: E402
+from kerasvk.io import save_model, write_json  # noqa: E402
 from kerasvk.models.generative.pixelcnn import levels_to_uint8, quantize  # noqa: E402
-
-
-def write_atomic(path, data: str):
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as f:
-        f.write(data)
-    os.replace(tmp, path)
+from kerasvk.training.callbacks import TimeBudget  # noqa: E402
 
 
 def save_grid(images, path, title):
     from kerasvk.plots import image_grid  # writes atomically
 
     image_grid(images, path, cols=8, title=title)
-
-
-class TimeBudget(keras.callbacks.Callback):
-    def __init__(self, seconds):
-        super().__init__()
-        self.seconds, self.start = seconds, None
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if time.perf_counter() - self.start > self.seconds:
-            self.model.stop_training = True
 
 
 def main(argv=None):
@@ -92,7 +72,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     hist = model.fit(
         x[tr], y[tr], validation_data=(x[va], y[va]), batch_size=64, epochs=args.max_epochs, verbose=2,
-        callbacks=[TimeBudget(60 * args.minutes),
+        callbacks=[TimeBudget(60 * args.minutes, check="epoch"),
                    keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=3, min_lr=1e-4)],
     )
     seconds = time.perf_counter() - t0
@@ -112,12 +92,10 @@ def main(argv=None):
 
     metrics = {"test_bits_per_dim": test_bpd, "train_bits_per_dim": train_bpd, "levels": args.levels,
                "epochs": len(hist.history["loss"]), "seconds": seconds, "parameters": int(model.count_params())}
-    write_atomic(os.path.join(args.run_dir, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    write_json(metrics, os.path.join(args.run_dir, "metrics.json"))
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
-    write_atomic(os.path.join(args.run_dir, "history.json"), json.dumps(history, indent=2) + "\n")
-    tmp = os.path.join(args.run_dir, ".tmp-pixelcnn.keras")
-    model.save(tmp)
-    os.replace(tmp, os.path.join(args.run_dir, "pixelcnn.keras"))
+    write_json(history, os.path.join(args.run_dir, "history.json"))
+    save_model(model, os.path.join(args.run_dir, "pixelcnn.keras"))
     print(f"wrote {args.run_dir}/samples.png, test_digits.png, metrics.json, history.json, pixelcnn.keras")
 
 

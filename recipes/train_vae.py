@@ -32,8 +32,8 @@ import tensorflow as tf  # noqa: E402
 import kerasvk  # noqa: E402
 from kerasvk import plots  # noqa: E402
 from kerasvk.data import dataset_arrays, load  # noqa: E402
-from kerasvk.training.runner import save_model_atomic, write_json  # noqa: E402
-from kerasvk.models.generative.gan import SampleGridCallback  # noqa: E402
+from kerasvk.io import save_model, write_json  # noqa: E402
+from kerasvk.training.callbacks import SampleGridCallback  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
 
@@ -139,7 +139,7 @@ def main(argv=None):
     )
     mean, _ = vae.encode(x_test)
     latent_scatter(np.asarray(mean), y_test, out / "latent_scatter.png", args.latent_dim)
-    save_model_atomic(vae, out / "vae.keras")
+    save_model(vae, out / "vae.keras")
     write_json({k: [float(v) for v in vs] for k, vs in history.items()}, out / "history.json")
 
     # ---- 2. anomaly detection: train on 0-8 ------------------------------------------------------

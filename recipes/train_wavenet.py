@@ -28,10 +28,8 @@ Run: ``python recipes/train_wavenet.py [--minutes 4] [--wav a.wav b.wav] [--run-
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -42,45 +40,10 @@ import tensorflow as tf  # noqa: E402
 
 import kerasvk  # noqa: E402
 from kerasvk.data import audio  # noqa: E402
+from kerasvk.io import save_model, write_json  # noqa: E402
+from kerasvk.training.callbacks import TimeBudget  # noqa: E402
 
 RATE = 8000
-
-
-def write_atomic(path, data: str):
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Warm-up + cosine learning rate over *wall time* (the step count depends on the machine's load),
-    and stop after ``seconds``:
-    ``peak_lr · warm-up · (alpha + (1 - alpha) · ½(1 + cos(π · elapsed/budget)))``."""
-
-    def __init__(self, seconds, peak_lr, warmup_steps=50, alpha=0.05):
-        super().__init__()
-        self.seconds, self.peak_lr, self.warmup_steps, self.alpha = seconds, peak_lr, warmup_steps, alpha
-        self.start, self.steps = None, 0
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        f = min(1.0, (time.perf_counter() - self.start) / self.seconds)
-        cosine = self.alpha + (1.0 - self.alpha) * 0.5 * (1.0 + math.cos(math.pi * f))
-        warmup = min(1.0, (self.steps + 1) / self.warmup_steps)
-        self.model.optimizer.learning_rate.assign(self.peak_lr * warmup * cosine)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if time.perf_counter() - self.start > self.seconds:
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["lr"] = float(self.model.optimizer.learning_rate.numpy())
-            logs["steps"] = self.steps
 
 
 def marginal_baseline(train_waves, val_targets, channels=256):
@@ -172,12 +135,10 @@ def main(argv=None):
                "marginal_val_bits_per_sample": marg_val / math.log(2), "wav_samples": wav_lengths[0],
                "steps": budget.steps, "seconds": seconds, "receptive_field": model.receptive_field,
                "generation_samples_per_second": n / float(np.mean(gen_times)), "parameters": int(model.count_params())}
-    write_atomic(os.path.join(args.run_dir, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    write_json(metrics, os.path.join(args.run_dir, "metrics.json"))
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
-    write_atomic(os.path.join(args.run_dir, "history.json"), json.dumps(history, indent=2) + "\n")
-    tmp = os.path.join(args.run_dir, ".tmp-wavenet.keras")
-    model.save(tmp)
-    os.replace(tmp, os.path.join(args.run_dir, "wavenet.keras"))
+    write_json(history, os.path.join(args.run_dir, "history.json"))
+    save_model(model, os.path.join(args.run_dir, "wavenet.keras"))
     print(f"wrote {args.run_dir}/sample_*.wav, prompt_*.wav, metrics.json, history.json, wavenet.keras")
 
 

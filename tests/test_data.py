@@ -118,3 +118,34 @@ def test_folder_errors_name_the_path(tmp_path):
     (tmp_path / "bad" / "dogs" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"Unreadable image .*broken\.png"):
         data.load(f"folder:{tmp_path / 'bad'}")
+
+
+@pytest.mark.parametrize(
+    "augment",
+    ["rotation=30", {"rotation": 30.0}, "mixup=0.4", "augmenter"],
+    ids=["string", "dict", "mixing-string", "augmenter"],
+)
+def test_load_takes_augment_configs_and_augments_only_training_batches(augment):
+    """``load(augment=...)`` takes what the CLI takes (config strings, dicts, an Augmenter), not only callables;
+    the training batches change, validation and test batches do not (same seed → same order)."""
+    if augment == "augmenter":
+        augment = data.Augmenter("rotation=30", seed=1)
+    plain = data.load("digits", batch_size=16, seed=0)
+    aug = data.load("digits", batch_size=16, seed=0, augment=augment)
+    (x0, y0), (x1, y1) = next(iter(plain.train)), next(iter(aug.train))
+    assert x1.shape == x0.shape and x1.dtype == x0.dtype
+    assert float(np.abs(x1.numpy() - x0.numpy()).max()) > 0.1
+    if augment == "mixup=0.4":  # labels are mixed: one-hot rows summing to 1
+        assert y1.shape == (16, 10)
+        np.testing.assert_allclose(y1.numpy().sum(axis=1), 1.0, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(y1.numpy(), y0.numpy())
+    for a, b in ((plain.val, aug.val), (plain.test, aug.test)):
+        np.testing.assert_array_equal(next(iter(a))[0].numpy(), next(iter(b))[0].numpy())
+
+
+def test_load_rejects_a_bad_augment_with_the_allowed_forms():
+    with pytest.raises(ValueError, match="rotation"):
+        data.load("digits", augment="rotaton=30")
+    with pytest.raises(ValueError, match="augment"):
+        data.load("digits", augment=3)

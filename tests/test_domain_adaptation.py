@@ -217,3 +217,28 @@ def test_digits_encoder_is_ganins_mnist_network():
     model = build_dann(digits_encoder((32, 32, 3)), 10, pooling="flatten", label_units=100, domain_units=100)
     assert tuple(model.encoder.outputs[0].shape) == (None, 1200)
     assert model.classifier().count_params() == 161_990
+
+
+def test_digits_encoder_is_a_registered_classifier_and_the_old_name_still_builds_the_encoder():
+    """Registered with the one classifier signature: with its head it is the same 161,990-parameter network;
+    ``kerasvk.training.domain_adaptation.digits_encoder`` stays the headless encoder old callers expect."""
+    import kerasvk
+    from kerasvk.training import build_dann
+    from kerasvk.training.domain_adaptation import digits_encoder
+
+    from kerasvk.registry import get_spec
+
+    spec = get_spec("digits_encoder")
+    assert (spec.task, spec.family) == ("classification", "dann")
+    full = kerasvk.build("digits_encoder")
+    assert full.count_params() == 161_990 and full.get_layer("predictions").units == 10
+    headless = kerasvk.build("digits_encoder", include_top=False, pooling="avg", num_classes=None)
+    assert tuple(headless.output.shape) == (None, 48)
+    old = digits_encoder((32, 32, 3))
+    assert old.name == "encoder" and tuple(old.output.shape) == (None, 5, 5, 48)
+    by_name = build_dann(
+        "digits_encoder", 10, input_shape=(32, 32, 3), pooling="flatten", label_units=100, domain_units=100
+    )
+    assert by_name.classifier().count_params() == 161_990
+    with pytest.raises(ValueError, match="input height and width must be >= 14"):
+        kerasvk.build("digits_encoder", input_shape=(12, 12, 3))

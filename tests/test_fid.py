@@ -104,6 +104,19 @@ def test_classifier_features_use_the_predictions_input():
         ext(x[:, :16, :16])
 
 
+def test_feature_classifier_is_trained_in_training_not_evaluation():
+    """evaluation only scores; the classifier behind FID-digits is trained by kerasvk.training."""
+    import kerasvk.evaluation.generative as generative
+    from kerasvk.training.feature_classifier import train_feature_classifier
+
+    assert not hasattr(generative, "train_feature_classifier")
+    ext, acc = train_feature_classifier("digits", image_size=(32, 32), epochs=1, batch_size=128)
+    assert isinstance(ext, ClassifierFeatures) and ext.name == "FID-digits"
+    assert 0.0 <= acc <= 1.0
+    feats, probs = ext(np.zeros((3, 32, 32, 1), "float32"))
+    assert feats.shape == (3, 84) and probs.shape == (3, 10)
+
+
 @pytest.mark.slow
 def test_inception_extractor_shapes_without_weights():
     from kerasvk.evaluation.generative import InceptionFeatures

@@ -106,7 +106,7 @@ def test_exported_generate_and_sample_match_keras(tmp_path):
 
 
 def test_sample_grid_callback_writes_pngs(tmp_path):
-    from kerasvk.models.generative.gan import SampleGridCallback
+    from kerasvk.training.callbacks import SampleGridCallback
 
     gan = kerasvk.build("dcgan", **TINY)
     cb = SampleGridCallback(tmp_path / "samples", num_images=4, every=2, seed=0)
@@ -131,3 +131,12 @@ def test_sample_grid_callback_writes_pngs(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         kerasvk.build("dcgan", **kwargs)
+
+
+def test_gan_module_holds_models_only():
+    """The sample-grid callback is a training piece: it lives in kerasvk.training.callbacks, and the model
+    module imports no plotting (models sit below plots in the import graph)."""
+    import kerasvk.models.generative.gan as gan_module
+
+    assert not hasattr(gan_module, "SampleGridCallback")
+    assert "plots" not in open(gan_module.__file__).read()

@@ -1,5 +1,7 @@
 """GPT: KV-cache generation equals naive recomputation, sampling filters, bad inputs, in-graph generate export."""
 
+import ast
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -110,3 +112,23 @@ def test_pydoc_corpus_tokenizer_and_windows():
         text.load_corpus("wikipedia")
     with pytest.raises(FileNotFoundError):
         text.load_corpus(None, files=["/nonexistent/file.txt"])
+
+
+def test_generation_graph_is_traced_once_per_model_and_mode():
+    model = kerasvk.build("gpt", vocab="ab", context_length=4, num_layers=1, num_heads=1, dim=4)
+    calls = []
+    make = lambda: calls.append(1) or object()  # noqa: E731
+    first = _sampling.cached_graph_fn(model, "k", make)
+    assert _sampling.cached_graph_fn(model, "k", make) is first and len(calls) == 1
+    assert model._graph_fn(True) is model._graph_fn(True) and model._graph_fn(True) is not model._graph_fn(False)
+
+
+def test_gpt_default_vocab_is_the_pydoc_corpus_and_the_model_imports_no_data_pipeline():
+    import kerasvk.models.generative.gpt as gpt_module
+    from kerasvk.preprocessing.text import CharTokenizer, pydoc_vocab
+
+    assert text.CharTokenizer.from_text(text.load_corpus("pydoc")).vocab == pydoc_vocab()
+    assert text.CharTokenizer is CharTokenizer  # the old import path re-exports the moved class
+    tree = ast.parse(open(gpt_module.__file__).read())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any(m and m.startswith("kerasvk.data") for m in imported), imported

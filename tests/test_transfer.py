@@ -159,3 +159,22 @@ def test_transfer_from_saved_keras_file(tmp_path):
     assert model.output.shape[-1] == 2
     with pytest.raises(FileNotFoundError):
         transfer_classifier(tmp_path / "missing.keras", 2)
+
+
+def test_transfer_from_keras_file_with_kerasvk_layers_in_a_fresh_process(tmp_path):
+    """A .keras file whose model uses a kerasvk layer (resnet20's PadChannelsShortcut) loads in a process
+    that has imported nothing but kerasvk.training.transfer: the kerasvk layers must get registered."""
+    import subprocess
+    import sys
+
+    model = _tiny_resnet()
+    assert any(type(layer).__name__ == "PadChannelsShortcut" for layer in model.layers)
+    path = tmp_path / "base.keras"
+    model.save(path)
+    code = (
+        "import sys; from kerasvk.training.transfer import transfer_classifier; "
+        f"m = transfer_classifier({str(path)!r}, 3); print(m.output.shape[-1])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "3"

@@ -1,5 +1,7 @@
 """WaveNet: queue-cached generation equals naive recomputation, conditioning, audio data, in-graph generate export."""
 
+import ast
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -134,3 +136,14 @@ def test_synthetic_audio_mu_law_and_wav_round_trip(tmp_path):
     x, y = audio.audio_windows(a, 32, per_wave=2)
     assert x.shape == (12, 32)
     np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+
+
+def test_mu_law_lives_in_preprocessing_and_data_audio_re_exports_it():
+    import kerasvk.models.generative.wavenet as wavenet_module
+    from kerasvk import preprocessing
+
+    for name in ("mu_law_encode", "mu_law_decode", "tf_mu_law_encode", "tf_mu_law_decode"):
+        assert getattr(audio, name) is getattr(preprocessing, name)
+    tree = ast.parse(open(wavenet_module.__file__).read())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any(m and m.startswith("kerasvk.data") for m in imported), imported

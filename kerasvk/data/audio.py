@@ -5,52 +5,25 @@ decaying overtones), each under an attack/decay envelope, plus a little noise, a
 the same seed gives the same waveforms. ``read_wav`` reads a user's PCM WAV file with
 ``tf.audio.decode_wav`` (mono-mixed, optionally resampled); ``write_wav`` writes atomically.
 
-μ-law companding (ITU-T G.711, μ = 255) maps [-1, 1] to 256 classes, as in WaveNet:
-``F(x) = sign(x) · ln(1 + μ|x|) / ln(1 + μ)``.
+μ-law coding lives in ``kerasvk.preprocessing.audio`` (WaveNet imports it from there); the names are
+re-exported here so ``kerasvk.data.audio.mu_law_encode`` and friends keep working.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from kerasvk.io import write_bytes
+from kerasvk.preprocessing.audio import (  # noqa: F401  (re-exported)
+    mu_law_decode,
+    mu_law_encode,
+    tf_mu_law_decode,
+    tf_mu_law_encode,
+)
+
 SAMPLE_RATES = (8000, 16000)
-
-
-def mu_law_encode(x, channels=256):
-    """Waveform in [-1, 1] → int32 classes in ``[0, channels)`` (NumPy)."""
-    mu = channels - 1
-    x = np.clip(np.asarray(x, dtype="float32"), -1.0, 1.0)
-    y = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
-    return np.clip(np.floor((y + 1.0) / 2.0 * mu + 0.5), 0, mu).astype("int32")
-
-
-def mu_law_decode(q, channels=256):
-    """int classes → waveform in [-1, 1] (NumPy)."""
-    mu = channels - 1
-    y = 2.0 * np.asarray(q, dtype="float32") / mu - 1.0
-    return (np.sign(y) * ((1.0 + mu) ** np.abs(y) - 1.0) / mu).astype("float32")
-
-
-def tf_mu_law_encode(x, channels=256):
-    """``mu_law_encode`` in TensorFlow ops (for serving graphs)."""
-    import tensorflow as tf
-
-    mu = float(channels - 1)
-    x = tf.clip_by_value(tf.cast(x, tf.float32), -1.0, 1.0)
-    y = tf.sign(x) * tf.math.log1p(mu * tf.abs(x)) / np.log1p(mu)
-    return tf.cast(tf.clip_by_value(tf.floor((y + 1.0) / 2.0 * mu + 0.5), 0.0, mu), tf.int32)
-
-
-def tf_mu_law_decode(q, channels=256):
-    """``mu_law_decode`` in TensorFlow ops (for serving graphs)."""
-    import tensorflow as tf
-
-    mu = float(channels - 1)
-    y = 2.0 * tf.cast(q, tf.float32) / mu - 1.0
-    return tf.sign(y) * (tf.pow(1.0 + mu, tf.abs(y)) - 1.0) / mu
 
 
 def _check_rate(sample_rate):
@@ -126,18 +99,8 @@ def write_wav(path, wave, sample_rate):
 
     wave = np.clip(np.asarray(wave, dtype="float32").reshape(-1, 1), -1.0, 1.0)
     data = tf.audio.encode_wav(wave, int(sample_rate)).numpy()
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".wav", prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    write_bytes(path, data)
+    return os.fspath(path)
 
 
 def audio_windows(waves, seq_len, *, per_wave=8, seed=0, channels=256):

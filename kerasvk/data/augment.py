@@ -33,8 +33,6 @@ inside a model (on the accelerator), mixing excepted (it needs labels).
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from pathlib import Path
 
 PRESETS = {
@@ -334,6 +332,7 @@ def save_preview(
     import numpy as np
 
     from kerasvk.data.pipeline import split_indices
+    from kerasvk.io import save_figure
     from kerasvk.data.sources import load_arrays
 
     if not isinstance(samples, int) or samples < 1 or not isinstance(variants, int) or variants < 1:
@@ -369,11 +368,4 @@ def save_preview(
         axes[i, 0].set_ylabel(str(names[int(y[train_idx][i])]), fontsize=8)
     fig.suptitle(f"{source} · augment {describe(aug.config)}", fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".tmp-", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=100)

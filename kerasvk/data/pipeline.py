@@ -47,6 +47,23 @@ def to_float(images, labels, num_classes=None):
     return images, labels
 
 
+def resolve_augment(augment, *, num_classes=None, seed=0):
+    """``augment`` as a batch function: None, a config string/dict or ``Augmenter`` (through
+    ``make_augmenter``; a config that augments nothing gives None), or a callable passed through."""
+    if augment is None:
+        return None
+    from kerasvk.data.augment import AUGMENT_FORMS, Augmenter, make_augmenter
+
+    if isinstance(augment, (str, dict, Augmenter)):
+        return make_augmenter(augment, num_classes=num_classes, seed=seed)
+    if callable(augment):
+        return augment
+    raise ValueError(
+        f"augment must be None, an augmentation config ({AUGMENT_FORMS}), an Augmenter or a callable "
+        f"(images, labels) -> (images, labels). Received: augment={augment!r}"
+    )
+
+
 def make_pipeline(
     ds,
     *,
@@ -62,12 +79,15 @@ def make_pipeline(
 ):
     """Turn an unbatched ``(image, label)`` dataset into the batched pipeline the models train on.
 
-    ``augment``: a callable ``(images, labels) -> (images, labels)`` applied to whole training batches
-    (never to validation/test data). ``one_hot=True`` (needed by CutMix/MixUp) one-hot encodes labels
-    with ``num_classes`` before augmentation.
+    ``augment``: applied to whole training batches (never to validation/test data): an augmentation
+    config as the CLI takes it (``"standard,rotation=30"``, a dict, an ``Augmenter``; see
+    ``kerasvk.data.augment``) or any callable ``(images, labels) -> (images, labels)``. ``one_hot=True``
+    one-hot encodes labels with ``num_classes`` before augmentation (CutMix/MixUp configs one-hot integer
+    labels themselves when ``num_classes`` is known).
     """
     import tensorflow as tf
 
+    augment = resolve_augment(augment, num_classes=num_classes, seed=seed)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     if one_hot and num_classes is None:

@@ -5,9 +5,8 @@ about 465k characters of real English prose and code, shipped with every CPython
 downloaded. Users add their own text files with ``load_corpus(files=[...])`` or
 ``load_corpus("file:PATH")``.
 
-``CharTokenizer`` is a character vocabulary stored as one string, so a model that keeps that
-string in its config (GPT does) is self-contained: the ``.keras`` file and the SavedModel both
-carry their tokenizer.
+The tokenizer lives in ``kerasvk.preprocessing.text`` (models import it from there, not from the data
+pipeline); ``CharTokenizer`` is re-exported here so ``kerasvk.data.text.CharTokenizer`` keeps working.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
+
+from kerasvk.preprocessing.text import CharTokenizer, pydoc_vocab  # noqa: F401  (re-exported)
 
 CORPUS_FORMS = "pydoc (Python's pydoc_data.topics), file:PATH, or a list of text file paths"
 
@@ -48,44 +49,6 @@ def load_corpus(source="pydoc", files=None) -> str:
     if not parts or not any(parts):
         raise ValueError(f"No text: give a source or files. Allowed sources: {CORPUS_FORMS}.")
     return "\n\n".join(parts)
-
-
-class CharTokenizer:
-    """Characters ↔ integer ids over a fixed vocabulary string (id = index in ``vocab``)."""
-
-    def __init__(self, vocab: str):
-        if not isinstance(vocab, str) or not vocab:
-            raise ValueError(f"vocab must be a non-empty string of distinct characters. Received: {vocab!r}")
-        if len(set(vocab)) != len(vocab):
-            raise ValueError("vocab must not repeat characters.")
-        self.vocab = vocab
-        self.index = {c: i for i, c in enumerate(vocab)}
-
-    @classmethod
-    def from_text(cls, text: str) -> "CharTokenizer":
-        """The sorted set of characters of ``text``."""
-        return cls("".join(sorted(set(text))))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
-    def encode(self, text: str) -> np.ndarray:
-        if not isinstance(text, str):
-            raise ValueError(f"Text must be a str. Received: {type(text).__name__}")
-        unknown = sorted(set(text) - set(self.index))
-        if unknown:
-            raise ValueError(
-                f"Text has {len(unknown)} character(s) outside the vocabulary: {''.join(unknown)!r}. "
-                f"Allowed characters ({self.vocab_size}): {self.vocab!r}"
-            )
-        return np.fromiter((self.index[c] for c in text), dtype="int32", count=len(text))
-
-    def decode(self, ids) -> str:
-        ids = np.asarray(ids).reshape(-1)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise ValueError(f"Token ids must be in [0, {self.vocab_size}). Received range [{ids.min()}, {ids.max()}]")
-        return "".join(self.vocab[i] for i in ids)
 
 
 def split_ids(ids, val_fraction=0.1):

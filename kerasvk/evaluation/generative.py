@@ -9,10 +9,11 @@ general ``sqrtm`` (no complex parts, no NaN from rank-deficient covariances).
 
 Feature extractors (callables ``images in [0, 1] → (features, probabilities)``):
 
-- ``ClassifierFeatures(model)``: any kerasvk classifier; features are the input of its ``predictions``
-  layer. ``train_feature_classifier("digits")`` trains one offline on the same data — scores computed with
-  it are "FID-digits"/"IS-digits": useful to compare runs on that dataset, **not** comparable with
-  published FID numbers (which use ImageNet InceptionV3 pool features).
+- ``ClassifierFeatures(model)``: any trained kerasvk classifier; features are the input of its
+  ``predictions`` layer. ``kerasvk.training.feature_classifier.train_feature_classifier("digits")`` trains
+  one offline on the same data (evaluation only scores, it trains nothing) — scores computed with it are
+  "FID-digits"/"IS-digits": useful to compare runs on that dataset, **not** comparable with published FID
+  numbers (which use ImageNet InceptionV3 pool features).
 - ``InceptionFeatures()``: keras.applications InceptionV3 (2048-d pool features, 1000-way softmax) for
   online users with ImageNet weights; images are resized to 299×299, grey → RGB.
 """
@@ -201,27 +202,3 @@ class InceptionFeatures(ClassifierFeatures):
             feats.append(np.asarray(f))
             probs.append(np.asarray(p))
         return np.concatenate(feats).astype("float64"), np.concatenate(probs).astype("float64")
-
-
-def train_feature_classifier(
-    source="digits", *, image_size=(32, 32), model="lenet5", epochs=30, batch_size=64, seed=0, verbose=0
-):
-    """Train a kerasvk classifier on ``source`` for offline FID/IS → (ClassifierFeatures, test accuracy).
-
-    The extractor is named "FID-<source>"; its scores compare runs on that dataset only.
-    """
-    import keras
-
-    import kerasvk
-    from kerasvk.data import load
-
-    keras.utils.set_random_seed(seed)
-    data = load(source, image_size=image_size, batch_size=batch_size, seed=seed)
-    clf = kerasvk.build(model, input_shape=data.input_shape, num_classes=data.num_classes)
-    clf.compile(
-        optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
-    clf.fit(data.train, validation_data=data.val, epochs=epochs, verbose=verbose)
-    acc = float(clf.evaluate(data.test, verbose=0, return_dict=True)["accuracy"])
-    name = source.split(":")[0] if isinstance(source, str) else "arrays"
-    return ClassifierFeatures(clf, name=f"FID-{name}"), acc

@@ -14,13 +14,12 @@ Signatures:
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from kerasvk.io import atomic_dir
 
 
 def next_version(base, name) -> int:
@@ -119,13 +118,10 @@ def export_model(
     archive = keras.export.ExportArchive()
     archive.track(model)
     add_serving_endpoints(archive, model, class_names=class_names, from_logits=from_logits)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=root))
-    try:
+    # Written into a hidden temporary folder, made world-readable (0755/0644 under the usual umask, so a
+    # TF Serving process running as another user can read it) and renamed into place; never overwritten.
+    with atomic_dir(final, overwrite=False) as tmp:
         archive.write_out(str(tmp), verbose=verbose)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

@@ -22,6 +22,7 @@ import keras
 from keras import ops
 
 from kerasvk.layers.gradient_reversal import GradientReversal
+from kerasvk.models.classification.digits_encoder import digits_encoder as _digits_encoder
 
 
 def dann_lambda(progress, lambda_max=1.0):
@@ -167,14 +168,12 @@ class DANN(keras.Model):
 
 
 def digits_encoder(input_shape=(32, 32, 3), name="encoder"):
-    """Ganin et al.'s encoder for the MNIST → MNIST-M experiments: Conv(32, 5×5) → max-pool →
-    Conv(48, 5×5) → max-pool, ReLU, no batch norm (source and target batches share no statistics)."""
-    inputs = keras.Input(shape=tuple(input_shape), name="images")
-    x = keras.layers.Conv2D(32, 5, activation="relu", name="conv1")(inputs)
-    x = keras.layers.MaxPooling2D(name="pool1")(x)
-    x = keras.layers.Conv2D(48, 5, activation="relu", name="conv2")(x)
-    x = keras.layers.MaxPooling2D(name="pool2")(x)
-    return keras.Model(inputs, x, name=name)
+    """Ganin et al.'s MNIST encoder without its head (feature maps), named ``encoder``.
+
+    Kept for old callers; the model lives in ``kerasvk.models.classification.digits_encoder`` and is
+    registered as ``"digits_encoder"`` (``build_dann("digits_encoder", ...)`` builds it headless).
+    """
+    return _digits_encoder(input_shape, include_top=False, name=name)
 
 
 def build_dann(

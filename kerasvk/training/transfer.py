@@ -115,7 +115,11 @@ def _load_base(base, **build_kwargs):
         if p.suffix == ".keras":
             if not p.is_file():
                 raise FileNotFoundError(f"No saved model at {p}.")
-            return keras.saving.load_model(p, safe_mode=True)
+            # the registry's loader imports kerasvk's models and layers first, so their classes are
+            # registered with Keras in a fresh process (plain keras.saving.load_model would not find them)
+            from kerasvk.registry import load_model
+
+            return load_model(p, safe_mode=True)
         import kerasvk
 
         return kerasvk.build(str(base), include_top=False, **build_kwargs)

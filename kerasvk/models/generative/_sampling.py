@@ -4,11 +4,13 @@ Sampling is *stateless*: the noise for step ``t`` is drawn from ``(seed, t)`` wi
 ``tf.random.stateless_uniform`` and turned into a Gumbel-max draw, so the cached and the naive
 generation paths (and the exported ``generate`` signature) make the same draws for the same seed.
 Top-k and top-p (nucleus) filtering happen before the draw; ``temperature`` divides the logits.
+``cached_graph_fn`` keeps each model's traced generation loop, so it is traced once per mode.
 """
 
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import tensorflow as tf
 
@@ -116,3 +118,18 @@ def sequence_loop(step_fn, state, tokens, prompt_len, start, temperature, top_k,
         lambda t, *_: t < total - 1, body, (tf.cast(start, tf.int32), tokens, state), parallel_iterations=1
     )
     return (tokens, state) if return_state else tokens
+
+
+_GRAPH_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def cached_graph_fn(model, key, make_fn):
+    """``make_fn()`` (a ``tf.function``) built once per ``(model, key)`` and reused on later calls.
+
+    The autoregressive models trace their generation loop once per mode (cached / naive) instead of at
+    every ``generate`` call; the cache is keyed weakly on the model, so it is not kept alive by it.
+    """
+    fns = _GRAPH_FNS.setdefault(model, {})
+    if key not in fns:
+        fns[key] = make_fn()
+    return fns[key]

@@ -25,14 +25,12 @@ interpolates x̂ and ``d_steps`` (n_critic) = 5 critic updates per generator upd
 
 from __future__ import annotations
 
-import os
-
 import keras
 import numpy as np
 from keras import ops
 
 from kerasvk.layers.generative import seeded_normal
-from kerasvk.registry import register
+from kerasvk.registry import variant
 
 
 def _validate(input_shape, latent_dim, g_filters, d_filters):
@@ -315,8 +313,21 @@ class WGANGP(GAN):
 
     default_d_steps = 5
 
-    def __init__(self, *args, gp_weight=10.0, name="wgan_gp", **kwargs):
-        super().__init__(*args, name=name, **kwargs)
+    def __init__(
+        self,
+        input_shape=(32, 32, 1),
+        latent_dim=64,
+        g_filters=(128, 64),
+        d_filters=(64, 128),
+        gp_weight=10.0,
+        seed=None,
+        name="wgan_gp",
+        **kwargs,
+    ):
+        super().__init__(
+            input_shape=input_shape, latent_dim=latent_dim, g_filters=g_filters, d_filters=d_filters, seed=seed,
+            name=name, **kwargs,
+        )
         if gp_weight < 0:
             raise ValueError(f"gp_weight must be >= 0. Received: gp_weight={gp_weight}")
         self.gp_weight = float(gp_weight)
@@ -368,53 +379,6 @@ class WGANGP(GAN):
         return {m.name: m.result() for m in self.metrics}
 
 
-class SampleGridCallback(keras.callbacks.Callback):
-    """Save a grid of images from the same fixed noise every ``every`` epochs: ``folder/prefix_epochNNN.png``.
-
-    Works with any model that has ``generate(noise)`` (GAN) or ``decode(z)`` (VAE). Files are written
-    atomically (``kerasvk.plots.image_grid``), so a run folder shows training progress.
-    """
-
-    def __init__(self, folder, num_images=64, every=1, seed=0, prefix="samples", cols=8):
-        super().__init__()
-        if int(every) < 1 or int(num_images) < 1:
-            raise ValueError(
-                f"every and num_images must be >= 1. Received: every={every}, num_images={num_images}"
-            )
-        self.folder, self.num_images, self.every, self.seed = (
-            str(folder),
-            int(num_images),
-            int(every),
-            int(seed),
-        )
-        self.prefix, self.cols = prefix, int(cols)
-        self.noise = None
-        self.paths = []
-
-    def _images(self):
-        fn = self.model.generate if hasattr(self.model, "generate") else self.model.decode
-        if self.noise is None:
-            rng = np.random.default_rng(self.seed)
-            self.noise = rng.standard_normal((self.num_images, self.model.latent_dim)).astype("float32")
-        return np.asarray(ops.convert_to_numpy(fn(self.noise)))
-
-    def save(self, tag):
-        from kerasvk.plots import image_grid
-
-        path = os.path.join(self.folder, f"{self.prefix}_{tag}.png")
-        image_grid(self._images(), path, cols=self.cols, title=f"{self.model.name} {tag}")
-        self.paths.append(path)
-        return path
-
-    def on_train_begin(self, logs=None):
-        if not self.paths:
-            self.save("epoch000")
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
-            self.save(f"epoch{epoch + 1:03d}")
-
-
 def _example_inputs(model, batch_size, seed):
     """``(noise, real images)``: the forward pass maps noise → images; ``fit(noise, images)`` trains."""
     rng = np.random.default_rng(seed)
@@ -426,38 +390,23 @@ def _example_inputs(model, batch_size, seed):
 _TINY = {"input_shape": (8, 8, 1), "latent_dim": 4, "g_filters": (8, 4), "d_filters": (4, 8)}
 
 
-@register("dcgan", task="generative", family="gan", test_kwargs=_TINY, example_inputs=_example_inputs)
-def dcgan(
-    input_shape=(32, 32, 1), latent_dim=64, g_filters=(128, 64), d_filters=(64, 128), seed=None, name="dcgan"
-):
-    """DCGAN generator/discriminator pair trained adversarially (BCE, label smoothing, d_steps)."""
-    return GAN(
-        input_shape=input_shape,
-        latent_dim=latent_dim,
-        g_filters=g_filters,
-        d_filters=d_filters,
-        seed=seed,
-        name=name,
-    )
-
-
-@register("wgan_gp", task="generative", family="gan", test_kwargs=_TINY, example_inputs=_example_inputs)
-def wgan_gp(
-    input_shape=(32, 32, 1),
-    latent_dim=64,
-    g_filters=(128, 64),
-    d_filters=(64, 128),
-    gp_weight=10.0,
-    seed=None,
-    name="wgan_gp",
-):
-    """WGAN-GP: DCGAN generator, critic without sigmoid, gradient penalty, n_critic = 5."""
-    return WGANGP(
-        input_shape=input_shape,
-        latent_dim=latent_dim,
-        g_filters=g_filters,
-        d_filters=d_filters,
-        gp_weight=gp_weight,
-        seed=seed,
-        name=name,
-    )
+dcgan = variant(
+    GAN,
+    "dcgan",
+    task="generative",
+    family="gan",
+    fixed={},
+    description="DCGAN generator/discriminator pair trained adversarially (BCE, label smoothing, d_steps).",
+    test_kwargs=_TINY,
+    example_inputs=_example_inputs,
+)
+wgan_gp = variant(
+    WGANGP,
+    "wgan_gp",
+    task="generative",
+    family="gan",
+    fixed={},
+    description="WGAN-GP: DCGAN generator, critic without sigmoid, gradient penalty, n_critic = 5.",
+    test_kwargs=_TINY,
+    example_inputs=_example_inputs,
+)

@@ -14,27 +14,26 @@ paths draw the same tokens. The export adds a ``generate`` signature running the
 
 from __future__ import annotations
 
-import weakref
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasvk.data.text import CharTokenizer
 from kerasvk.layers.causal_attention import TokenAndPositionEmbedding, TransformerDecoderBlock
 from kerasvk.models.generative import _sampling
-from kerasvk.registry import register
-
-_GRAPH_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+from kerasvk.preprocessing.text import CharTokenizer, pydoc_vocab
+from kerasvk.registry import variant
 
 
 @keras.saving.register_keras_serializable(package="kerasvk")
 class GPT(keras.Model):
-    """Character-level GPT. Input ``tokens`` ``(batch, T)`` int32, output logits ``(batch, T, vocab)``."""
+    """Character-level GPT. Input ``tokens`` ``(batch, T)`` int32, output logits ``(batch, T, vocab)``.
+
+    ``vocab`` (a string of distinct characters) defaults to the pydoc corpus's (``pydoc_vocab()``).
+    """
 
     def __init__(
         self,
-        vocab,
+        vocab=None,
         context_length=256,
         num_layers=4,
         num_heads=4,
@@ -45,6 +44,7 @@ class GPT(keras.Model):
         name="gpt",
         **kwargs,
     ):
+        vocab = pydoc_vocab() if vocab is None else vocab
         tokenizer = CharTokenizer(vocab)
         for nm, v in (("context_length", context_length), ("num_layers", num_layers), ("num_heads", num_heads), ("dim", dim)):
             if not isinstance(v, int) or v < 1:
@@ -150,8 +150,7 @@ class GPT(keras.Model):
         )
 
     def _graph_fn(self, use_cache):
-        fns = _GRAPH_FNS.setdefault(self, {})
-        if use_cache not in fns:
+        def make():
             sig = [
                 tf.TensorSpec((None,), tf.int32),
                 tf.TensorSpec((), tf.int32),
@@ -161,10 +160,11 @@ class GPT(keras.Model):
                 tf.TensorSpec((), tf.float32),
                 tf.TensorSpec((), tf.int32),
             ]
-            fns[use_cache] = tf.function(
+            return tf.function(
                 lambda *a: self.generate_ids(*a, use_cache=use_cache), input_signature=sig, reduce_retracing=True
             )
-        return fns[use_cache]
+
+        return _sampling.cached_graph_fn(self, use_cache, make)
 
     def default_prompt(self) -> str:
         return "\n" if "\n" in self.tokenizer.index else self.vocab[0]
@@ -258,43 +258,15 @@ def _example_inputs(model, batch_size=2, seed=0):
     return ids[:, :-1], ids[:, 1:]
 
 
-def _default_vocab():
-    from kerasvk.data.text import pydoc_corpus
-
-    return CharTokenizer.from_text(pydoc_corpus()).vocab
-
-
-# name → architecture; ``gpt`` is the table's builder, variants are one line each.
-GPT_CONFIGS = {
-    "gpt_nano": dict(context_length=128, num_layers=2, num_heads=4, dim=64),
-    "gpt_mini": dict(context_length=256, num_layers=4, num_heads=4, dim=128),
-}
-
-
-@register(
+gpt = variant(
+    GPT,
     "gpt",
     task="autoregressive",
     family="gpt",
+    fixed={},
+    description=(
+        "Character-level GPT (decoder-only transformer, KV-cache generation); vocab defaults to the pydoc corpus's."
+    ),
     test_kwargs=dict(vocab="abcdefgh \n", context_length=16, num_layers=1, num_heads=2, dim=16),
     example_inputs=_example_inputs,
 )
-def gpt(vocab=None, context_length=256, num_layers=4, num_heads=4, dim=128, mlp_ratio=4, dropout=0.0, tie_weights=True, name="gpt"):
-    """Character-level GPT (decoder-only transformer, KV-cache generation); vocab defaults to the pydoc corpus's."""
-    return GPT(
-        vocab if vocab is not None else _default_vocab(),
-        context_length=context_length,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        dim=dim,
-        mlp_ratio=mlp_ratio,
-        dropout=dropout,
-        tie_weights=tie_weights,
-        name=name,
-    )
-
-
-def gpt_variant(variant, **kwargs):
-    """Build a named row of ``GPT_CONFIGS`` (keywords override the row)."""
-    if variant not in GPT_CONFIGS:
-        raise ValueError(f"Unknown GPT variant {variant!r}. Allowed: {', '.join(GPT_CONFIGS)}.")
-    return gpt(**{**GPT_CONFIGS[variant], "name": variant, **kwargs})

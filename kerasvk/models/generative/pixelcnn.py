@@ -15,7 +15,6 @@ signature running that loop.
 from __future__ import annotations
 
 import math
-import weakref
 
 import keras
 import numpy as np
@@ -24,9 +23,7 @@ from keras import ops
 
 from kerasvk.layers.causal_conv import GatedActivation, MaskedConv2D
 from kerasvk.models.generative import _sampling
-from kerasvk.registry import register
-
-_GRAPH_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+from kerasvk.registry import variant
 
 
 def quantize(images, levels=256):
@@ -159,11 +156,9 @@ class PixelCNN(keras.Model):
         """Sample ``num_samples`` images; uint8 ``(n, H, W, C)`` 0..255 (or the raw levels)."""
         temperature, _, _, seed = _sampling.validate_sampling(temperature, 0, 1.0, seed)
         _sampling.validate_positive_int("num_samples", num_samples)
-        fns = _GRAPH_FNS.setdefault(self, {})
-        if "gen" not in fns:
-            sig = [tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.int32)]
-            fns["gen"] = tf.function(self.generate_levels, input_signature=sig)
-        out = fns["gen"](num_samples, temperature, seed).numpy()
+        sig = [tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.int32)]
+        fn = _sampling.cached_graph_fn(self, "gen", lambda: tf.function(self.generate_levels, input_signature=sig))
+        out = fn(num_samples, temperature, seed).numpy()
         return out if return_levels else levels_to_uint8(out, self.levels)
 
     def serving_endpoints(self):
@@ -193,21 +188,15 @@ def _example_inputs(model, batch_size=2, seed=0):
     return (y / (model.levels - 1)).astype("float32"), y
 
 
-@register(
+pixelcnn = variant(
+    PixelCNN,
     "pixelcnn",
     task="autoregressive",
     family="pixelcnn",
+    fixed={},
+    description=(
+        "PixelCNN: masked convolutions (A then B), residual blocks, softmax over levels per pixel and channel."
+    ),
     test_kwargs=dict(input_shape=(6, 6, 1), levels=4, filters=8, num_blocks=1, first_kernel_size=3),
     example_inputs=_example_inputs,
 )
-def pixelcnn(input_shape=(16, 16, 1), levels=256, filters=64, num_blocks=5, first_kernel_size=7, gated=False, name="pixelcnn"):
-    """PixelCNN: masked convolutions (A then B), residual blocks, softmax over levels per pixel and channel."""
-    return PixelCNN(
-        input_shape=input_shape,
-        levels=levels,
-        filters=filters,
-        num_blocks=num_blocks,
-        first_kernel_size=first_kernel_size,
-        gated=gated,
-        name=name,
-    )

@@ -23,7 +23,7 @@ import numpy as np
 from keras import ops
 
 from kerasvk.layers.generative import Sampling, seeded_normal
-from kerasvk.registry import register
+from kerasvk.registry import variant
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -349,61 +349,24 @@ def _example_inputs(model, batch_size, seed):
 _TINY = {"input_shape": (16, 16, 1), "latent_dim": 2, "filters": (4, 8), "dense_units": 16}
 
 
-@register("vae", task="generative", family="vae", test_kwargs=_TINY, example_inputs=_example_inputs)
-def vae(
-    input_shape=(32, 32, 1),
-    latent_dim=16,
-    filters=(32, 64),
-    dense_units=256,
-    beta=1.0,
-    likelihood="bernoulli",
-    gaussian_sigma=0.1,
-    seed=None,
-    name="vae",
-):
-    """Convolutional VAE: stride-2 conv encoder → (μ, log σ²) → Sampling → transposed-conv decoder."""
-    return VAE(
-        input_shape=input_shape,
-        latent_dim=latent_dim,
-        filters=filters,
-        dense_units=dense_units,
-        beta=beta,
-        likelihood=likelihood,
-        gaussian_sigma=gaussian_sigma,
-        seed=seed,
-        name=name,
-    )
-
-
-@register(
+vae = variant(
+    VAE,
+    "vae",
+    task="generative",
+    family="vae",
+    fixed={"num_classes": None},
+    description="Convolutional VAE: stride-2 conv encoder → (μ, log σ²) → Sampling → transposed-conv decoder.",
+    test_kwargs=_TINY,
+    example_inputs=_example_inputs,
+)
+cvae = variant(
+    VAE,
     "cvae",
     task="generative",
     family="vae",
+    fixed={},
+    defaults={"num_classes": 10},
+    description="Label-conditioned VAE: inputs [images, labels]; one-hot labels join encoder head and decoder input.",
     test_kwargs={**_TINY, "num_classes": 3},
     example_inputs=_example_inputs,
 )
-def cvae(
-    input_shape=(32, 32, 1),
-    num_classes=10,
-    latent_dim=16,
-    filters=(32, 64),
-    dense_units=256,
-    beta=1.0,
-    likelihood="bernoulli",
-    gaussian_sigma=0.1,
-    seed=None,
-    name="cvae",
-):
-    """Label-conditioned VAE: inputs [images, labels]; one-hot labels join encoder head and decoder input."""
-    return VAE(
-        input_shape=input_shape,
-        latent_dim=latent_dim,
-        filters=filters,
-        dense_units=dense_units,
-        beta=beta,
-        likelihood=likelihood,
-        gaussian_sigma=gaussian_sigma,
-        num_classes=num_classes,
-        seed=seed,
-        name=name,
-    )

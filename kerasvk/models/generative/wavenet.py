@@ -14,18 +14,15 @@ recomputes the whole receptive field for each sample. Both draw the same noise f
 from __future__ import annotations
 
 import math
-import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasvk.data.audio import mu_law_decode, mu_law_encode, tf_mu_law_decode
 from kerasvk.layers.causal_conv import CausalConv1D, WaveNetResidualBlock
 from kerasvk.models.generative import _sampling
-from kerasvk.registry import register
-
-_GRAPH_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+from kerasvk.preprocessing.audio import mu_law_decode, mu_law_encode, tf_mu_law_decode
+from kerasvk.registry import variant
 
 
 def dilation_schedule(max_dilation=512, num_stacks=2):
@@ -198,8 +195,7 @@ class WaveNet(keras.Model):
         )
 
     def _graph_fn(self, use_cache):
-        fns = _GRAPH_FNS.setdefault(self, {})
-        if use_cache not in fns:
+        def make():
             sig = [
                 tf.TensorSpec((None,), tf.int32),
                 *(tf.TensorSpec((), d) for d in (tf.int32, tf.int32, tf.float32, tf.int32, tf.float32, tf.int32, tf.int32)),
@@ -208,8 +204,9 @@ class WaveNet(keras.Model):
             def fn(prompt, n, steps, temperature, top_k, top_p, seed, class_id):
                 return self.generate_codes(prompt, n, steps, temperature, top_k, top_p, seed, class_id, use_cache=use_cache)
 
-            fns[use_cache] = tf.function(fn, input_signature=sig)
-        return fns[use_cache]
+            return tf.function(fn, input_signature=sig)
+
+        return _sampling.cached_graph_fn(self, use_cache, make)
 
     def generate(
         self,
@@ -289,35 +286,13 @@ def _example_inputs(model, batch_size=2, seed=0):
     return x, y
 
 
-@register(
+wavenet = variant(
+    WaveNet,
     "wavenet",
     task="autoregressive",
     family="wavenet",
+    fixed={},
+    description="WaveNet over μ-law audio: dilated causal conv stacks, gated units, queue-cached generation.",
     test_kwargs=dict(quantization_channels=16, residual_channels=8, skip_channels=8, max_dilation=4, num_stacks=1),
     example_inputs=_example_inputs,
 )
-def wavenet(
-    quantization_channels=256,
-    residual_channels=32,
-    skip_channels=64,
-    max_dilation=512,
-    num_stacks=2,
-    kernel_size=2,
-    num_classes=0,
-    cond_dim=16,
-    sample_rate=8000,
-    name="wavenet",
-):
-    """WaveNet over μ-law audio: dilated causal conv stacks, gated units, queue-cached generation."""
-    return WaveNet(
-        quantization_channels=quantization_channels,
-        residual_channels=residual_channels,
-        skip_channels=skip_channels,
-        max_dilation=max_dilation,
-        num_stacks=num_stacks,
-        kernel_size=kernel_size,
-        num_classes=num_classes,
-        cond_dim=cond_dim,
-        sample_rate=sample_rate,
-        name=name,
-    )
