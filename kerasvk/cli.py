@@ -335,7 +335,7 @@ def add_augment_preview(p):
 
 
 def run_augment_preview(args):
-    from kerasvk.data.augment import save_preview
+    from kerasvk.data.preview import save_preview
 
     path = save_preview(args.data, args.augment, args.out, samples=args.samples, variants=args.variants, seed=args.seed)
     print(f"wrote {path}")

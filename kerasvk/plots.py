@@ -120,3 +120,26 @@ def image_grid(images, path, titles=None, cols=8, title=None, cell=1.4) -> Path:
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def augmentation_grid(grid, row_labels, path, title=None) -> Path:
+    """``grid`` ``(rows, 1 + variants, H, W, C)`` in [0, 1]: originals in the first column, variants after."""
+    plt = _plt()
+    grid = np.asarray(grid)
+    rows, cols = grid.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows), squeeze=False)
+    gray = grid.shape[-1] == 1
+    for i in range(rows):
+        for j in range(cols):
+            ax = axes[i, j]
+            img = np.clip(grid[i, j], 0, 1)
+            ax.imshow(img[..., 0] if gray else img, cmap="gray" if gray else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title("original" if j == 0 else f"aug {j}", fontsize=8)
+        axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)

@@ -329,7 +329,7 @@ def test_augmentation_layers_inside_a_model_round_trip(tmp_path):
 
 
 def test_preview_grid_png(tmp_path):
-    from kerasvk.data.augment import save_preview
+    from kerasvk.data.preview import save_preview
 
     path = save_preview("digits", "standard", tmp_path / "p.png", samples=3, variants=2)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -33,7 +33,6 @@ inside a model (on the accelerator), mixing excepted (it needs labels).
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
 PRESETS = {
     "none": {},
@@ -311,61 +310,3 @@ def augmentation_model(spec, input_shape, *, value_range=(0, 1), name="augmentat
 
     layers = Augmenter(spec).layers(value_range=value_range)
     return keras.Sequential([keras.Input(tuple(input_shape)), *layers], name=name)
-
-
-def save_preview(
-    source="digits",
-    spec="standard",
-    path="augment_preview.png",
-    *,
-    samples=8,
-    variants=5,
-    seed=0,
-    image_size=None,
-    channels=None,
-) -> Path:
-    """A PNG grid: each row one training image, first column the original, then augmented variants."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from kerasvk.data.pipeline import split_indices
-    from kerasvk.io import save_figure
-    from kerasvk.data.sources import load_arrays
-
-    if not isinstance(samples, int) or samples < 1 or not isinstance(variants, int) or variants < 1:
-        raise ValueError(
-            f"samples and variants must be positive integers. Received: {samples!r}, {variants!r}"
-        )
-    aug = Augmenter(spec, seed=seed)
-    x, y, names = load_arrays(source, image_size=image_size, channels=channels, seed=seed)
-    train_idx = split_indices(y, seed=seed)[0][:samples]
-    base = x[train_idx]
-    labels = np.asarray(y[train_idx], "int32")
-    num_classes = len(names)
-    if aug.needs_one_hot:
-        labels = np.eye(num_classes, dtype="float32")[labels]
-    rows = [base.astype("float32") / 255.0]
-    for _ in range(variants):
-        imgs, _ = aug(base, labels)
-        rows.append(np.asarray(imgs, "float32") if aug.active else base.astype("float32") / 255.0)
-    grid = np.stack(rows, axis=1)  # (samples, 1 + variants, H, W, C)
-    fig, axes = plt.subplots(
-        samples, 1 + variants, figsize=(1.3 * (1 + variants), 1.3 * samples), squeeze=False
-    )
-    gray = grid.shape[-1] == 1
-    for i in range(samples):
-        for j in range(1 + variants):
-            ax = axes[i, j]
-            img = np.clip(grid[i, j], 0, 1)
-            ax.imshow(img[..., 0] if gray else img, cmap="gray" if gray else None, vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title("original" if j == 0 else f"aug {j}", fontsize=8)
-        axes[i, 0].set_ylabel(str(names[int(y[train_idx][i])]), fontsize=8)
-    fig.suptitle(f"{source} · augment {describe(aug.config)}", fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=100)

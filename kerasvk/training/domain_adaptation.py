@@ -200,12 +200,12 @@ def build_dann(
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"build_dann: num_classes must be an integer >= 2. Received: num_classes={num_classes!r}")
     if isinstance(backbone, str):
-        import kerasvk
+        from kerasvk.registry import build
 
         kw = dict(build_kwargs, include_top=False, pooling=None)
         if input_shape is not None:
             kw["input_shape"] = input_shape
-        encoder = kerasvk.build(backbone, **kw)
+        encoder = build(backbone, **kw)
     elif isinstance(backbone, keras.Model):
         encoder = backbone
     else:

@@ -346,6 +346,14 @@ class GenerativeTask(Task):
 
         return tuple(split.map(images) for split in (ds.train, ds.val, ds.test))
 
+    def callbacks(self, out, run_data, opts):
+        from kerasvk.training.callbacks import SampleGridCallback
+
+        # a fixed-noise sample grid every ~fifth of the run: plots/samples_epochNNN.png
+        if run_data.config.get("conditional"):
+            return []  # a conditional model's decoder needs labels too; plots/samples.png shows it at the end
+        return [SampleGridCallback(Path(out) / "plots", num_images=64, every=max(1, opts["epochs"] // 5), seed=0)]
+
     def compile(self, model, optimizer, opts):
         if optimizer is None:
             model.compile()  # the model's own defaults (GAN: Adam(2e-4, β1=0.5) for each network)

@@ -120,9 +120,9 @@ def _load_base(base, **build_kwargs):
             from kerasvk.registry import load_model
 
             return load_model(p, safe_mode=True)
-        import kerasvk
+        from kerasvk.registry import build
 
-        return kerasvk.build(str(base), include_top=False, **build_kwargs)
+        return build(str(base), include_top=False, **build_kwargs)
     raise ValueError(
         "base must be a keras.Model, a path to a .keras file or run folder, or a registered model name. "
         f"Received: {type(base).__name__}"
