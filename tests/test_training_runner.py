@@ -61,7 +61,7 @@ def test_export_versions_and_equal_probabilities(run_dir, tmp_path):
     assert not [p for p in (base / "simple_cnn").iterdir() if not p.name.isdigit()]
     model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
     x = next(iter(kdata.load(DATA, batch_size=8).test))[0].numpy()
-    served = tf.saved_model.load(str(p1)).signatures["serving_default"](input_layer=tf.constant(x))
+    served = tf.saved_model.load(str(p1)).signatures["serving_default"](images=tf.constant(x))
     np.testing.assert_allclose(served["probabilities"].numpy(), model(x).numpy(), atol=1e-6)
     np.testing.assert_array_equal(served["class_id"].numpy(), model(x).numpy().argmax(-1))
     names = [b.decode() for b in served["class_name"].numpy()]

@@ -18,31 +18,45 @@ def serving_input(fn):
 
 
 def predict_exported(path, files, top_k=3) -> list[str]:
-    """One line per image file: ``FILE: class p, class p, ...`` from the export's ``serving_default``."""
+    """One line per image file: ``FILE: class p, class p, ...`` from the export's classifier signature.
+
+    The file bytes go to ``serving_bytes`` (decoded and resized in the exported graph) when the export
+    has it, else the images are decoded here and sent to ``serving_default``.
+    """
     import tensorflow as tf
 
     from kerasvk.data.files import read_images
     from kerasvk.export.saved_model import load_exported
-    from kerasvk.training.tasks import format_top_k
 
     if not files:
         raise ValueError("kerasvk predict on an export needs image files: kerasvk predict BASE/NAME/VERSION a.jpg ...")
     loaded = load_exported(path)
-    fn = loaded.signatures["serving_default"]
-    name, spec = serving_input(fn)
-    shape = spec.shape
-    if shape.rank != 4 or shape[1] is None or shape[2] is None or shape[3] not in (1, 3):
-        raise ValueError(f"{path}: serving_default takes {shape}, not a batch of images with a fixed size.")
-    images = read_images(files, (shape[1], shape[2]), shape[3])
-    x = tf.constant(np.round(images * 255).astype("uint8")) if spec.dtype == tf.uint8 else tf.constant(images, spec.dtype)
-    out = fn(**{name: x})
+    if "serving_bytes" in loaded.signatures:
+        from pathlib import Path
+
+        for f in files:
+            if not Path(f).is_file():
+                raise FileNotFoundError(f"Image file not found: {f}")
+        read_images(files, (8, 8), 3)  # the same clear error for an undecodable file as from a run
+        out = loaded.signatures["serving_bytes"](image_bytes=tf.constant([Path(f).read_bytes() for f in files]))
+    else:
+        fn = loaded.signatures["serving_default"]
+        name, spec = serving_input(fn)
+        shape = spec.shape
+        if shape.rank != 4 or shape[1] is None or shape[2] is None or shape[3] not in (1, 3):
+            raise ValueError(f"{path}: serving_default takes {shape}, not a batch of images with a fixed size.")
+        images = read_images(files, (shape[1], shape[2]), shape[3])
+        out = fn(**{name: tf.constant(images, spec.dtype)})
     if "probabilities" not in out:
-        raise ValueError(f"{path}: serving_default has no 'probabilities' output (outputs: {sorted(out)}).")
-    probs = out["probabilities"].numpy()
-    names = [str(i) for i in range(probs.shape[-1])]
-    if "class_names" in out:
-        names = [n.decode() for n in out["class_names"].numpy()[0]]
-    elif "class_name" in out:  # the argmax's name: at least the top-1 is named
-        for cid, cname in zip(out["class_id"].numpy(), out["class_name"].numpy()):
-            names[int(cid)] = cname.decode()
-    return format_top_k(files, probs, names, top_k)
+        raise ValueError(f"{path}: its signature has no 'probabilities' output (outputs: {sorted(out)}); not a classifier.")
+    k = min(int(top_k), int(out["probabilities"].shape[-1]))
+    if "top_k_scores" in out and k <= out["top_k_scores"].shape[-1]:
+        scores = out["top_k_scores"].numpy()[:, :k]
+        names = out["top_k_classes"].numpy()[:, :k] if "top_k_classes" in out else out["top_k_ids"].numpy()[:, :k]
+        names = [[n.decode() if isinstance(n, bytes) else str(n) for n in row] for row in names]
+    else:  # more classes asked than the signature ranks: rank the probabilities here (classes by id)
+        probs = out["probabilities"].numpy()
+        order = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+        scores = np.take_along_axis(probs, order, axis=-1)
+        names = [[str(i) for i in row] for row in order]
+    return [f"{f}: " + ", ".join(f"{n} {p:.4f}" for n, p in zip(row_n, row_p)) for f, row_n, row_p in zip(files, names, scores)]

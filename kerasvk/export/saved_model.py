@@ -6,7 +6,9 @@ half-written version never appears where TF Serving (or ``check_export``) would 
 
 Signatures:
 
-- classifiers: ``serving_default(images) -> {probabilities, class_id, score[, class_name]}``;
+- classifiers: ``serving_default(images)`` and ``serving_bytes(image_bytes)`` (encoded JPEG/PNG, decoded
+  and resized in the graph) → ``{probabilities, class_id, score, top_k_scores, top_k_ids[, class_name,
+  top_k_classes]}``;
 - any model may define ``serving_endpoints(self) -> {name: (fn, input_signature)}`` to add task
   signatures (a generative sampler, a ``generate`` loop, ...). If it defines ``serving_default``
   itself, that replaces the plain forward pass.
@@ -43,8 +45,53 @@ def _is_classifier(model) -> bool:
     return len(model.inputs) == 1 and len(model.outputs) == 1 and len(model.outputs[0].shape) == 2
 
 
+TOP_K = 5  # top_k_classes / top_k_scores width of a classifier's signatures (at most its class count)
+
+
+def classifier_outputs(probs, labels=None):
+    """The named outputs of a classifier signature from a ``(batch, classes)`` probability tensor."""
+    import tensorflow as tf
+
+    k = min(TOP_K, int(probs.shape[-1]))
+    class_id = tf.argmax(probs, axis=-1, output_type=tf.int32)
+    top_scores, top_ids = tf.math.top_k(probs, k=k)
+    result = {
+        "probabilities": probs,
+        "class_id": class_id,
+        "score": tf.reduce_max(probs, axis=-1),
+        "top_k_scores": top_scores,
+        "top_k_ids": top_ids,
+    }
+    if labels is not None:
+        result["class_name"] = tf.gather(labels, class_id)
+        result["top_k_classes"] = tf.gather(labels, top_ids)
+    return result
+
+
+def decode_images(encoded, height, width, channels):
+    """A batch of encoded JPEG/PNG/BMP/GIF strings → float32 ``(batch, height, width, channels)`` in [0, 1].
+
+    The conversion ``folder:PATH`` training data goes through (decode, bilinear resize, rounded to
+    uint8, / 255), in the graph, so a REST client can send base64 image bytes.
+    """
+    import tensorflow as tf
+
+    def one(data):
+        img = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        img = tf.image.resize(tf.cast(img, tf.float32), (height, width), method="bilinear", antialias=False)
+        return tf.clip_by_value(tf.round(img), 0.0, 255.0) / 255.0
+
+    return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec((height, width, channels), tf.float32))
+
+
 def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False):
-    """Register the model's endpoints on a ``keras.export.ExportArchive``; return their names."""
+    """Register the model's endpoints on a ``keras.export.ExportArchive``; return their names.
+
+    A classifier gets ``serving_default(images)`` (float images in [0, 1]) and, when its input size is
+    fixed, ``serving_bytes(image_bytes)`` (encoded images, decoded and resized in the graph); both return
+    ``probabilities, class_id, score, top_k_scores, top_k_ids`` and, with ``class_names``,
+    ``class_name, top_k_classes``.
+    """
     import tensorflow as tf
 
     extra = dict(model.serving_endpoints()) if hasattr(model, "serving_endpoints") else {}
@@ -54,18 +101,25 @@ def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False
         if _is_classifier(model):
             labels = tf.constant([str(c) for c in class_names]) if class_names is not None else None
 
-            def serve(images):
+            def predict(images):
                 out = model(images, training=False)
-                probs = tf.nn.softmax(out, axis=-1) if from_logits else out
-                class_id = tf.argmax(probs, axis=-1, output_type=tf.int32)
-                result = {
-                    "probabilities": probs,
-                    "class_id": class_id,
-                    "score": tf.reduce_max(probs, axis=-1),
-                }
-                if labels is not None:
-                    result["class_name"] = tf.gather(labels, class_id)
-                return result
+                return classifier_outputs(tf.nn.softmax(out, axis=-1) if from_logits else out, labels)
+
+            def serve(images):
+                return predict(images)
+
+            image_spec = signature[0]
+            signature = [tf.TensorSpec(image_spec.shape, image_spec.dtype, name="images")]
+            h, w, c = image_spec.shape[1:]
+            if None not in (h, w, c) and c in (1, 3):
+
+                def serve_bytes(image_bytes):
+                    return predict(tf.cast(decode_images(image_bytes, h, w, c), image_spec.dtype))
+
+                archive.add_endpoint(
+                    "serving_bytes", serve_bytes, input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")]
+                )
+                names.append("serving_bytes")
 
         else:
 
