@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib
 
-from kerasvk.registry import build, list_models, load_model, model_info, register
+from kerasvk.registry import backbone, build, list_models, load_model, model_info, register
 
 __version__ = "0.1.0"
 
 _LAZY_SUBMODULES = ("data", "layers", "models", "training", "evaluation", "export", "plots", "cli")
 
-__all__ = ["build", "list_models", "load_model", "model_info", "register", "__version__", *_LAZY_SUBMODULES]
+__all__ = ["backbone", "build", "list_models", "load_model", "model_info", "register", "__version__", *_LAZY_SUBMODULES]
 
 
 def __getattr__(name):
