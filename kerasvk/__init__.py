@@ -3,6 +3,9 @@
 The top level stays light: ``import kerasvk`` does not import TensorFlow. Submodules
 (``kerasvk.data``, ``kerasvk.training``, ``kerasvk.evaluation``, ``kerasvk.export``, ``kerasvk.plots``,
 ``kerasvk.layers``) load on first attribute access.
+
+``kerasvk.build(name, **kw)`` builds any registered model; ``kerasvk.backbone(name, levels=("P3", "P4",
+"P5"))`` the feature extractor of a zoo CNN with its pyramid feature maps (strides 8, 16, 32) as a dict.
 """
 
 from __future__ import annotations

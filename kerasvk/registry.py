@@ -270,10 +270,12 @@ def backbone(name: str, /, input_shape=None, levels=("P3", "P4", "P5"), weights=
             f"Models with a backbone: {', '.join(with_backbone)}."
         )
     requested = (levels,) if isinstance(levels, str) else tuple(levels)
-    if not requested or len(set(requested)) != len(requested) or not set(requested) <= set(spec.pyramid_levels):
+    distinct = len(set(requested)) == len(requested)
+    if not requested or not distinct or not set(requested) <= set(spec.pyramid_levels):
+        strides = ", ".join(f"{k} stride {v}" for k, v in PYRAMID_LEVELS.items())
         raise ValueError(
             f"{name}: levels must be distinct pyramid levels of this model: {', '.join(spec.pyramid_levels)} "
-            f"(of {', '.join(f'{k} stride {v}' for k, v in PYRAMID_LEVELS.items())}). Received: levels={levels!r}"
+            f"(of {strides}). Received: levels={levels!r}"
         )
     head_args = sorted(set(kwargs) & set(_HEAD_ARGUMENTS))
     if head_args:

@@ -36,7 +36,8 @@ class KerasTwin:
         """
         if weights != "imagenet":
             raise ValueError(
-                f"weights must be None, 'imagenet' or a path to a .weights.h5 file. Received: weights={weights!r}"
+                "weights must be None, 'imagenet' or a path to a .weights.h5 file. "
+                f"Received: weights={weights!r}"
             )
         include_top = build_kwargs.get("include_top", True)
         if include_top and build_kwargs.get("num_classes") != 1000:
@@ -47,7 +48,9 @@ class KerasTwin:
             )
         shape = build_kwargs.get("input_shape")
         if shape is not None and shape[-1] != 3:
-            raise ValueError(f"{name}: imagenet weights need 3 input channels. Received: input_shape={tuple(shape)}")
+            raise ValueError(
+                f"{name}: imagenet weights need 3 input channels. Received: input_shape={tuple(shape)}"
+            )
 
         def copy_from_twin(model):
             reference = self.constructor()(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from kerasvk.models.classification.base import classifier_head, make_input, validate_classifier_args, zoo_model
+from kerasvk.models.classification.base import classifier_args, classifier_head, make_input, zoo_model
 from kerasvk.registry import register
 
 
@@ -38,13 +38,9 @@ def alexnet(
     fc_units=4096,
 ):
     """AlexNet: 5 conv + 3 FC layers with ReLU and dropout (torchvision layout)."""
-    head = dict(
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=11, model="alexnet"
     )
-    shape = validate_classifier_args(input_shape=input_shape, **head, min_size=11, model="alexnet")
     inputs = make_input(shape)
     x = keras.layers.ZeroPadding2D(2, name="conv1_pad")(inputs)
     x = keras.layers.Conv2D(64, 11, strides=4, activation="relu", name="conv1")(x)

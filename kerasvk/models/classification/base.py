@@ -5,10 +5,13 @@ The one classifier signature (DESIGN convention 2) is::
     builder(input_shape=..., num_classes=..., include_top=True, pooling=None,
             classifier_activation="softmax", name=..., **family_options)
 
-A family builds its feature extractor and ends with::
+A family validates first, builds its feature extractor (feeding each block output to a
+:class:`Pyramid`), then adds the one head::
 
-    x = classifier_head(x, num_classes=..., include_top=..., pooling=..., classifier_activation=...,
-                        head="avg", **head_options)
+    shape, head = classifier_args(input_shape, num_classes, include_top, pooling, classifier_activation,
+                                  min_size=32, model=name)
+    ...
+    x = classifier_head(x, **head, head="avg", **head_options)
     return zoo_model(inputs, x, name=name, pyramid=pyramid)
 
 - ``include_top=True``: the head of kind ``head`` (``HEADS``), ending in a layer named ``"predictions"``.
@@ -85,6 +88,23 @@ def validate_classifier_args(
     return shape
 
 
+def classifier_args(
+    input_shape, num_classes, include_top, pooling, classifier_activation, *, min_size=1, model
+):
+    """:func:`validate_classifier_args` over the one signature's arguments, in signature order.
+
+    Returns ``(input_shape as a tuple, head)``, ``head`` being the keyword arguments of
+    :func:`classifier_head`: a family validates first and adds its head with ``classifier_head(x, **head)``.
+    """
+    head = dict(
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+    return validate_classifier_args(input_shape=input_shape, **head, min_size=min_size, model=model), head
+
+
 def global_pool(x, pooling):
     """Global pooling for ``include_top=False`` (keras.applications names); 1D on token sequences."""
     if pooling is None:
@@ -109,7 +129,15 @@ def _avg_head(x, num_classes, classifier_activation, *, dropout=0.0):
 
 
 def _dense_head(
-    x, num_classes, classifier_activation, *, fc, activation="relu", dropout=0.0, dropout_first=False, pool_to=None
+    x,
+    num_classes,
+    classifier_activation,
+    *,
+    fc,
+    activation="relu",
+    dropout=0.0,
+    dropout_first=False,
+    pool_to=None,
 ):
     """Classic CNNs (VGG, AlexNet, LeNet, simple_cnn): (adaptive_pool) → flatten → ``fc`` stack → predictions.
 

@@ -22,9 +22,9 @@ from kerasvk.models.classification._weights import KerasTwin
 from kerasvk.models.classification.base import (
     P2_P5,
     Pyramid,
+    classifier_args,
     classifier_head,
     make_input,
-    validate_classifier_args,
     zoo_model,
 )
 from kerasvk.registry import variant
@@ -88,13 +88,9 @@ def densenet(
         raise ValueError(f"{name}: compression must be in (0, 1]. Received: compression={compression!r}")
     if not (isinstance(bn_size, int) and bn_size >= 1):
         raise ValueError(f"{name}: bn_size must be an integer >= 1. Received: bn_size={bn_size!r}")
-    head = dict(
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=32, model=name
     )
-    shape = validate_classifier_args(input_shape=input_shape, **head, min_size=32, model=name)
     inputs = make_input(shape)
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
     x = conv_bn_act(x, 2 * growth_rate, 7, strides=2, padding="valid", bn_epsilon=BN_EPSILON, name="conv1")

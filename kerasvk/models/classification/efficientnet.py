@@ -34,10 +34,10 @@ from kerasvk.models.classification._weights import KerasTwin
 from kerasvk.models.classification.base import (
     P2_P5,
     Pyramid,
+    classifier_args,
     classifier_head,
     input_rescaling,
     make_input,
-    validate_classifier_args,
     zoo_model,
 )
 from kerasvk.registry import register, variant
@@ -162,13 +162,9 @@ def efficientnet_family(
     for arg, value in (("dropout", dropout), ("drop_connect_rate", drop_connect_rate)):
         if not 0 <= value < 1:
             raise ValueError(f"{name}: {arg} must be in [0, 1). Received: {arg}={value!r}")
-    head = dict(
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=32, model=name
     )
-    shape = validate_classifier_args(input_shape=input_shape, **head, min_size=32, model=name)
 
     def round_filters(filters):
         return make_divisible(filters * width_coefficient, depth_divisor)

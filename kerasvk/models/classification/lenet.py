@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import keras
 
-from kerasvk.models.classification.base import classifier_head, make_input, validate_classifier_args, zoo_model
+from kerasvk.models.classification.base import classifier_args, classifier_head, make_input, zoo_model
 from kerasvk.registry import register
 
 _POOLS = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling2D}
@@ -47,13 +47,9 @@ def lenet5(
     subsampling="max",
 ):
     """LeNet-5: two conv/subsampling stages, C5 120, F6 84 (61,706 parameters at 32×32×1, 10 classes)."""
-    head = dict(
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=28, model="lenet5"
     )
-    shape = validate_classifier_args(input_shape=input_shape, **head, min_size=28, model="lenet5")
     if subsampling not in _POOLS:
         raise ValueError(f"lenet5: subsampling must be 'avg' or 'max'. Received: subsampling={subsampling!r}")
     small = min(d for d in shape[:2] if d is not None) < 32 if shape[0] and shape[1] else False

@@ -29,10 +29,10 @@ from kerasvk.models.classification._weights import KerasTwin
 from kerasvk.models.classification.base import (
     P2_P5,
     Pyramid,
+    classifier_args,
     classifier_head,
     input_rescaling,
     make_input,
-    validate_classifier_args,
     zoo_model,
 )
 from kerasvk.registry import register, variant
@@ -120,10 +120,10 @@ def _check_alpha(alpha, name):
         )
 
 
-def _validate(name, alpha, input_shape, **head):
-    """Check alpha and the common arguments; return ``(input shape, head arguments)``."""
+def _validate(name, alpha, *common):
+    """Check alpha and the common arguments (signature order); return ``(input shape, head arguments)``."""
     _check_alpha(alpha, name)
-    return validate_classifier_args(input_shape=input_shape, **head, min_size=32, model=name), head
+    return classifier_args(*common, min_size=32, model=name)
 
 
 def _bn(name, epsilon=1e-3, momentum=0.99):
@@ -150,15 +150,8 @@ def mobilenet_v1(
     dropout=1e-3,
 ):
     """MobileNet V1: depthwise-separable convs; ``alpha`` width, ``depth_multiplier`` depthwise channels."""
-    shape, head = _validate(
-        name,
-        alpha,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
+    common = (input_shape, num_classes, include_top, pooling, classifier_activation)
+    shape, head = _validate(name, alpha, *common)
     if not (isinstance(depth_multiplier, int) and depth_multiplier >= 1):
         raise ValueError(
             f"{name}: depth_multiplier must be an integer >= 1. "
@@ -241,15 +234,8 @@ def mobilenet_v2(
     alpha=1.0,
 ):
     """MobileNet V2: inverted residuals and linear bottlenecks; ``alpha`` width multiplier."""
-    shape, head = _validate(
-        name,
-        alpha,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
+    common = (input_shape, num_classes, include_top, pooling, classifier_activation)
+    shape, head = _validate(name, alpha, *common)
     inputs = make_input(shape)
     x = keras.layers.Conv2D(
         make_divisible(32 * alpha, 8), 3, strides=2, padding="same", use_bias=False, name="Conv1"
@@ -335,15 +321,8 @@ def mobilenet_v3(
             f"mobilenet_v3: model_type must be 'small' or 'large'. Received: model_type={model_type!r}"
         )
     name = name or f"mobilenet_v3_{model_type}"
-    shape, head = _validate(
-        name,
-        alpha,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
+    common = (input_shape, num_classes, include_top, pooling, classifier_activation)
+    shape, head = _validate(name, alpha, *common)
     if not 0 <= dropout < 1:
         raise ValueError(f"{name}: dropout must be in [0, 1). Received: dropout={dropout!r}")
     kernel, hs, se_ratio = (3, "relu", None) if minimalistic else (5, "hard_swish", 0.25)

@@ -32,9 +32,9 @@ from kerasvk.models.classification._weights import KerasTwin
 from kerasvk.models.classification.base import (
     P2_P5,
     Pyramid,
+    classifier_args,
     classifier_head,
     make_input,
-    validate_classifier_args,
     zoo_model,
 )
 from kerasvk.registry import variant
@@ -142,13 +142,9 @@ def resnet(
         raise ValueError(
             f"{name}: width_multiplier must be > 0. Received: width_multiplier={width_multiplier!r}"
         )
-    head = dict(
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=32, model=name
     )
-    shape = validate_classifier_args(input_shape=input_shape, **head, min_size=32, model=name)
     kind, blocks, ref_bias = RESNET_STAGES[depth]
     if blocks_per_stage is not None:
         if len(blocks_per_stage) != 4 or not all(isinstance(b, int) and b >= 1 for b in blocks_per_stage):
@@ -216,13 +212,9 @@ def cifar_resnet(
         raise ValueError(
             f"{name}: width_multiplier must be > 0. Received: width_multiplier={width_multiplier!r}"
         )
-    head = dict(
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=4, model=name
     )
-    shape = validate_classifier_args(input_shape=input_shape, **head, min_size=4, model=name)
     n = (depth - 2) // 6
     if blocks_per_stage is not None:
         if not (isinstance(blocks_per_stage, int) and blocks_per_stage >= 1):

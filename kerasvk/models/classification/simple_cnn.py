@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kerasvk.models.classification.base import classifier_head, make_input, validate_classifier_args, zoo_model
+from kerasvk.models.classification.base import classifier_args, classifier_head, make_input, zoo_model
 from kerasvk.registry import register
 
 
@@ -21,13 +21,15 @@ def simple_cnn(
     dropout=0.5,
 ):
     """Three [conv-relu-conv-relu-maxpool] blocks, then Dense(dense_units) → Dropout → predictions."""
-    head = dict(
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
+    shape, head = classifier_args(
+        input_shape,
+        num_classes,
+        include_top,
+        pooling,
+        classifier_activation,
+        min_size=2 ** len(filters),
+        model="simple_cnn",
     )
-    shape = validate_classifier_args(input_shape=input_shape, **head, min_size=2 ** len(filters), model="simple_cnn")
     inputs = make_input(shape)
     x = inputs
     for b, f in enumerate(filters, start=1):

@@ -16,9 +16,9 @@ from kerasvk.models.classification._weights import KerasTwin
 from kerasvk.models.classification.base import (
     P2_P5,
     Pyramid,
+    classifier_args,
     classifier_head,
     make_input,
-    validate_classifier_args,
     zoo_model,
 )
 from kerasvk.registry import variant
@@ -46,13 +46,9 @@ def vgg(
     dropout=0.0,
 ):
     """Family builder: five conv blocks of ``depths[i]`` 3×3 convolutions, each followed by a 2×2 pool."""
-    head = dict(
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=32, model=name
     )
-    shape = validate_classifier_args(input_shape=input_shape, **head, min_size=32, model=name)
     inputs = make_input(shape)
     x = inputs
     pyramid = Pyramid(stride=1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 
 from kerasvk.layers import ClassToken, PositionEmbedding, interpolate_position_embeddings
-from kerasvk.models.classification.base import classifier_head, make_input, validate_classifier_args, zoo_model
+from kerasvk.models.classification.base import classifier_args, classifier_head, make_input, zoo_model
 from kerasvk.registry import variant
 
 # size -> (hidden_dim, num_layers, num_heads, mlp_dim)
@@ -94,13 +94,9 @@ def vit(
     for arg, value in (("dropout", dropout), ("attention_dropout", attention_dropout)):
         if not 0 <= value < 1:
             raise ValueError(f"{name}: {arg} must be in [0, 1). Received: {arg}={value!r}")
-    head = dict(
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=patch_size, model=name
     )
-    shape = validate_classifier_args(input_shape=input_shape, **head, min_size=patch_size, model=name)
     h, w = shape[:2]
     if h is None or w is None or h % patch_size or w % patch_size:
         raise ValueError(
