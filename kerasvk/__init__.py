@@ -3,19 +3,22 @@
 The top level stays light: ``import kerasvk`` does not import TensorFlow. Submodules
 (``kerasvk.data``, ``kerasvk.training``, ``kerasvk.evaluation``, ``kerasvk.export``, ``kerasvk.plots``,
 ``kerasvk.layers``) load on first attribute access.
+
+``kerasvk.build(name, **kw)`` builds any registered model; ``kerasvk.backbone(name, levels=("P3", "P4",
+"P5"))`` the feature extractor of a zoo CNN with its pyramid feature maps (strides 8, 16, 32) as a dict.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from kerasvk.registry import build, list_models, load_model, model_info, register
+from kerasvk.registry import backbone, build, list_models, load_model, model_info, register
 
 __version__ = "0.1.0"
 
 _LAZY_SUBMODULES = ("data", "layers", "models", "training", "evaluation", "export", "plots", "cli")
 
-__all__ = ["build", "list_models", "load_model", "model_info", "register", "__version__", *_LAZY_SUBMODULES]
+__all__ = ["backbone", "build", "list_models", "load_model", "model_info", "register", "__version__", *_LAZY_SUBMODULES]
 
 
 def __getattr__(name):

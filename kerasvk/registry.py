@@ -12,6 +12,10 @@ model means writing one file (or one function): nothing else needs to list it.
 Each registration also says how to test the model at a tiny size (``test_kwargs``) and, for models
 whose inputs are not images, how to make an example batch (``example_inputs``). The shared test
 helpers in ``tests/helpers.py`` run over every registered name using only this information.
+
+This module sits at the bottom of the import graph: it imports no model module. Models are found by
+package name through ``importlib`` (``MODEL_PACKAGES``), pretrained weights through each spec's
+``weights_loader`` hook, and backbones through each spec's ``pyramid_levels``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,16 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 TASKS = ("classification", "detection", "generative", "autoregressive")
+# packages whose modules register models; imported by name on first use (plugin style)
+MODEL_PACKAGES = ("kerasvk.models",)
+# named feature-map levels of a backbone and their stride relative to the input (keras-hub convention)
+PYRAMID_LEVELS = {"P2": 4, "P3": 8, "P4": 16, "P5": 32}
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,13 @@ class ModelSpec:
     # The training recipe ``kerasvk train`` uses for this model unless told otherwise (epochs, batch_size,
     # lr, optimizer, augment, schedule, warmup, label_smoothing, l2); see ``kerasvk.training.TRAIN_DEFAULTS``.
     train_defaults: dict = field(default_factory=dict)
+    # Optional ``fn(name, weights, build_kwargs) -> apply(model) -> model`` for named pretrained weights
+    # (``weights="imagenet"``): it validates ``weights`` and the build arguments (the builder's defaults
+    # merged with the caller's) before anything is built, and returns what fills the built model.
+    weights_loader: Callable | None = None
+    # Pyramid levels (keys of ``PYRAMID_LEVELS``) the model exposes as ``model.pyramid_outputs`` with
+    # ``include_top=False``; non-empty means ``backbone(name)`` works.
+    pyramid_levels: tuple = ()
 
     @property
     def defaults(self) -> dict:
@@ -77,10 +93,17 @@ def register(
     example_inputs: Callable | None = None,
     info: Callable | None = None,
     train_defaults: dict | None = None,
+    weights_loader: Callable | None = None,
+    pyramid_levels: tuple = (),
 ):
-    """Decorator registering ``fn`` as the builder of model ``name``."""
+    """Decorator registering ``fn`` as the builder of model ``name`` (fields: see ``ModelSpec``)."""
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r} for model {name!r}. Allowed tasks: {', '.join(TASKS)}.")
+    bad = [lvl for lvl in pyramid_levels if lvl not in PYRAMID_LEVELS]
+    if bad:
+        raise ValueError(
+            f"Model {name!r}: unknown pyramid level(s) {bad}. Allowed: {', '.join(PYRAMID_LEVELS)}."
+        )
 
     def decorator(fn):
         if name in _REGISTRY and _REGISTRY[name].builder is not fn:
@@ -96,6 +119,8 @@ def register(
             example_inputs=example_inputs,
             info=info,
             train_defaults=dict(train_defaults or {}),
+            weights_loader=weights_loader,
+            pyramid_levels=tuple(pyramid_levels),
         )
         return fn
 
@@ -115,6 +140,8 @@ def variant(
     example_inputs=None,
     info=None,
     train_defaults=None,
+    weights_loader=None,
+    pyramid_levels=(),
 ):
     """Register a thin variant of a family builder (DESIGN convention 1), for any task.
 
@@ -155,20 +182,22 @@ def variant(
         example_inputs=example_inputs,
         info=info,
         train_defaults=train_defaults,
+        weights_loader=weights_loader,
+        pyramid_levels=pyramid_levels,
     )(builder)
 
 
 def _load_all() -> None:
-    """Import every module under ``kerasvk.models`` so their ``@register`` calls run."""
+    """Import every public module of the ``MODEL_PACKAGES`` (by name) so their ``@register`` calls run."""
     global _LOADED
     if _LOADED:
         return
-    import kerasvk.models as models_pkg
-
-    for mod in pkgutil.walk_packages(models_pkg.__path__, prefix="kerasvk.models."):
-        if mod.name.rsplit(".", 1)[-1].startswith("_"):
-            continue
-        importlib.import_module(mod.name)
+    for package_name in MODEL_PACKAGES:
+        package = importlib.import_module(package_name)
+        for mod in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
+            if mod.name.rsplit(".", 1)[-1].startswith("_"):
+                continue
+            importlib.import_module(mod.name)
     _LOADED = True
 
 
@@ -202,10 +231,8 @@ def build(name: str, /, weights=None, **kwargs):
     """
     spec = get_spec(name)
     if weights is not None:
-        from kerasvk.models.classification._weights import check_weights, load_weights
-
-        weights = check_weights(name, weights, kwargs)  # before building or downloading anything
-        return load_weights(build(name, **kwargs), name, weights, build_kwargs=kwargs)
+        fill = _weights_step(spec, weights, kwargs)  # every check runs before building or downloading
+        return fill(build(name, **kwargs))
     sig = inspect.signature(spec.builder)
     accepts_var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     if not accepts_var_kw:
@@ -216,6 +243,91 @@ def build(name: str, /, weights=None, **kwargs):
                 f"Allowed: {', '.join(sig.parameters)}."
             )
     return spec.builder(**kwargs)
+
+
+_HEAD_ARGUMENTS = ("include_top", "pooling", "num_classes", "classifier_activation")
+
+
+def backbone(name: str, /, input_shape=None, levels=("P3", "P4", "P5"), weights=None, **kwargs):
+    """The feature extractor of model ``name`` with its pyramid feature maps as named outputs.
+
+    Returns a functional ``keras.Model`` whose outputs are a dict ``{"P3": ..., "P4": ..., "P5": ...}``
+    (``levels``; P2..P5 are strides 4, 8, 16, 32 relative to the input) that a detector neck (FPN/PAN)
+    takes without knowing layer names; ``model.pyramid_outputs`` maps each level to its layer name, as
+    keras-hub's ``Backbone.pyramid_outputs``. The layers are those of ``build(name, include_top=False)``
+    under the same names, so ``weights`` ("imagenet" or a ``.weights.h5`` path) load as in ``build``::
+
+        features = kerasvk.backbone("resnet50", input_shape=(256, 256, 3), weights="imagenet")
+        features(images)["P4"]  # (batch, 16, 16, 1024)
+
+    Other keyword arguments go to the builder (family options such as ``alpha`` or ``width_multiplier``).
+    """
+    spec = get_spec(name)
+    if not spec.pyramid_levels:
+        with_backbone = sorted(n for n, s in _REGISTRY.items() if s.pyramid_levels)
+        raise ValueError(
+            f"Model {name!r} has no backbone (no pyramid outputs). "
+            f"Models with a backbone: {', '.join(with_backbone)}."
+        )
+    requested = (levels,) if isinstance(levels, str) else tuple(levels)
+    distinct = len(set(requested)) == len(requested)
+    if not requested or not distinct or not set(requested) <= set(spec.pyramid_levels):
+        strides = ", ".join(f"{k} stride {v}" for k, v in PYRAMID_LEVELS.items())
+        raise ValueError(
+            f"{name}: levels must be distinct pyramid levels of this model: {', '.join(spec.pyramid_levels)} "
+            f"(of {strides}). Received: levels={levels!r}"
+        )
+    head_args = sorted(set(kwargs) & set(_HEAD_ARGUMENTS))
+    if head_args:
+        raise ValueError(
+            f"backbone({name!r}) builds the feature extractor (include_top=False, pooling=None) and does not "
+            f"take {', '.join(head_args)}; use kerasvk.build({name!r}, ...) for a classifier."
+        )
+    if input_shape is not None:
+        kwargs["input_shape"] = input_shape
+    features = build(name, weights=weights, include_top=False, pooling=None, **kwargs)
+    layers = {level: getattr(features, "pyramid_outputs", {}).get(level) for level in requested}
+    missing = [level for level, layer in layers.items() if layer is None]
+    if missing:  # a registration bug: the spec promises levels the builder did not record
+        raise RuntimeError(f"{name}: the built model records no layer for pyramid level(s) {missing}.")
+    import keras
+
+    outputs = {level: features.get_layer(layer).output for level, layer in layers.items()}
+    inputs = features.inputs[0] if len(features.inputs) == 1 else features.inputs
+    model = keras.Model(inputs, outputs, name=f"{features.name}_backbone")
+    model.pyramid_outputs = layers
+    return model
+
+
+def _weights_step(spec: ModelSpec, weights, kwargs: dict) -> Callable:
+    """Validate ``weights`` for ``build(spec.name, **kwargs)``; return ``fn(model) -> model`` that loads them.
+
+    A ``.weights.h5`` path works for every model; a name (``"imagenet"``) goes to the spec's
+    ``weights_loader``.
+    """
+    path = os.fspath(weights) if isinstance(weights, (str, os.PathLike)) else None
+    if path is not None and path.endswith(".weights.h5"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No weights file at {path}.")
+
+        def load_file(model):
+            try:
+                model.load_weights(path)
+            except Exception as e:
+                raise ValueError(
+                    f"Cannot load {path} into {spec.name}: {type(e).__name__}: {str(e).splitlines()[0]}"
+                ) from None
+            return model
+
+        return load_file
+    if isinstance(weights, str) and spec.weights_loader is not None:
+        return spec.weights_loader(spec.name, weights, {**spec.defaults, **kwargs})
+    named = sorted(n for n, s in _REGISTRY.items() if s.weights_loader is not None)
+    raise ValueError(
+        "weights must be None, 'imagenet' or a path to a .weights.h5 file. "
+        f"Received: weights={weights!r}. Named weights need a pretrained twin and {spec.name!r} has none. "
+        f"Models with imagenet weights: {', '.join(named)}."
+    )
 
 
 def load_model(path, *, safe_mode=True, compile=True):
@@ -256,6 +368,8 @@ def model_info(name: str, /, **kwargs) -> dict:
         "defaults": {k: v for k, v in spec.defaults.items() if k != "name"},
         "parameters": _PARAM_CACHE[key],
     }
+    if spec.pyramid_levels:
+        info["pyramid_levels"] = list(spec.pyramid_levels)
     if spec.train_defaults:
         info["train_defaults"] = dict(spec.train_defaults)
     if spec.info is not None:

@@ -54,9 +54,9 @@ def test_trainable_counts_of_non_keras_resnets(name, shape, classes, expected):
 
 
 def _keras_twins():
-    from kerasvk.models.classification._weights import keras_twin
+    from kerasvk.registry import get_spec
 
-    return {name: keras_twin(name) for name in TWINS}
+    return {name: get_spec(name).weights_loader.constructor() for name in TWINS}
 
 
 TWINS = [

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from kerasvk.layers import AdaptiveAveragePooling2D
-from kerasvk.models.classification.base import global_pool, make_input, validate_classifier_args
+from kerasvk.models.classification.base import classifier_args, classifier_head, make_input, zoo_model
 from kerasvk.registry import register
 
 
@@ -39,14 +38,8 @@ def alexnet(
     fc_units=4096,
 ):
     """AlexNet: 5 conv + 3 FC layers with ReLU and dropout (torchvision layout)."""
-    shape = validate_classifier_args(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        min_size=11,
-        model="alexnet",
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=11, model="alexnet"
     )
     inputs = make_input(shape)
     x = keras.layers.ZeroPadding2D(2, name="conv1_pad")(inputs)
@@ -58,14 +51,13 @@ def alexnet(
     x = keras.layers.Conv2D(256, 3, padding="same", activation="relu", name="conv4")(x)
     x = keras.layers.Conv2D(256, 3, padding="same", activation="relu", name="conv5")(x)
     x = _pool(x, "pool5")
-    if include_top:
-        x = AdaptiveAveragePooling2D((6, 6), name="adaptive_pool")(x)
-        x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dropout(dropout, name="fc6_dropout")(x)
-        x = keras.layers.Dense(fc_units, activation="relu", name="fc6")(x)
-        x = keras.layers.Dropout(dropout, name="fc7_dropout")(x)
-        x = keras.layers.Dense(fc_units, activation="relu", name="fc7")(x)
-        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = global_pool(x, pooling)
-    return keras.Model(inputs, x, name=name)
+    x = classifier_head(
+        x,
+        **head,
+        head="dense",
+        pool_to=(6, 6),
+        fc=(("fc6", fc_units), ("fc7", fc_units)),
+        dropout=dropout,
+        dropout_first=True,
+    )
+    return zoo_model(inputs, x, name=name)

@@ -1,19 +1,35 @@
-"""What every classifier shares: argument validation and the keras.applications-style head.
+"""What every classifier shares: argument validation, the one classification head, pyramid outputs.
 
 The one classifier signature (DESIGN convention 2) is::
 
     builder(input_shape=..., num_classes=..., include_top=True, pooling=None,
             classifier_activation="softmax", name=..., **family_options)
 
-- ``include_top=True``: the family's own head ending in ``Dense(num_classes, name="predictions")``.
+A family validates first, builds its feature extractor (feeding each block output to a
+:class:`Pyramid`), then adds the one head::
+
+    shape, head = classifier_args(input_shape, num_classes, include_top, pooling, classifier_activation,
+                                  min_size=32, model=name)
+    ...
+    x = classifier_head(x, **head, head="avg", **head_options)
+    return zoo_model(inputs, x, name=name, pyramid=pyramid)
+
+- ``include_top=True``: the head of kind ``head`` (``HEADS``), ending in a layer named ``"predictions"``.
 - ``include_top=False``: the feature extractor; ``pooling`` None (feature map), "avg" or "max"
-  (``GlobalAveragePooling2D(name="avg_pool")`` / ``GlobalMaxPooling2D(name="max_pool")``).
+  (``GlobalAveragePooling2D(name="avg_pool")`` / ``GlobalMaxPooling2D(name="max_pool")``; the 1D
+  versions on token sequences).
+- ``pyramid``: a :class:`Pyramid` the family fed its block outputs while building; the model records
+  ``model.pyramid_outputs`` (level → layer name, as keras-hub's ``Backbone.pyramid_outputs``), which
+  ``kerasvk.backbone`` turns into a multi-output feature extractor for a detector neck.
 """
 
 from __future__ import annotations
 
 import keras
 
+from kerasvk.registry import PYRAMID_LEVELS
+
+P2_P5 = tuple(PYRAMID_LEVELS)  # the pyramid_levels of a family that has every stride 4..32
 POOLING = (None, "avg", "max")
 ACTIVATIONS = (None, "softmax", "sigmoid", "linear")
 
@@ -72,26 +88,152 @@ def validate_classifier_args(
     return shape
 
 
-def global_pool(x, pooling):
-    """Global pooling of a feature map for ``include_top=False`` (keras.applications names)."""
-    if pooling == "avg":
-        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if pooling == "max":
-        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
-    return x
+def classifier_args(
+    input_shape, num_classes, include_top, pooling, classifier_activation, *, min_size=1, model
+):
+    """:func:`validate_classifier_args` over the one signature's arguments, in signature order.
 
-
-def pooled_head(x, *, num_classes, include_top, pooling, classifier_activation, dropout=0.0):
-    """The head of modern CNNs: global average pool → (dropout) → Dense predictions.
-
-    With ``include_top=False`` returns the feature map, pooled when ``pooling`` is set.
+    Returns ``(input_shape as a tuple, head)``, ``head`` being the keyword arguments of
+    :func:`classifier_head`: a family validates first and adds its head with ``classifier_head(x, **head)``.
     """
-    if include_top:
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="top_dropout")(x)
-        return keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
-    return global_pool(x, pooling)
+    head = dict(
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+    return validate_classifier_args(input_shape=input_shape, **head, min_size=min_size, model=model), head
+
+
+def global_pool(x, pooling):
+    """Global pooling for ``include_top=False`` (keras.applications names); 1D on token sequences."""
+    if pooling is None:
+        return x
+    if len(x.shape) == 3:
+        layer = keras.layers.GlobalAveragePooling1D if pooling == "avg" else keras.layers.GlobalMaxPooling1D
+    else:
+        layer = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+    return layer(name=f"{pooling}_pool")(x)
+
+
+def _predictions(x, num_classes, classifier_activation):
+    return keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+
+
+def _avg_head(x, num_classes, classifier_activation, *, dropout=0.0):
+    """Modern CNNs (ResNet, DenseNet, EfficientNet, MobileNetV2): avg_pool → (top_dropout) → predictions."""
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="top_dropout")(x)
+    return _predictions(x, num_classes, classifier_activation)
+
+
+def _dense_head(
+    x,
+    num_classes,
+    classifier_activation,
+    *,
+    fc,
+    activation="relu",
+    dropout=0.0,
+    dropout_first=False,
+    pool_to=None,
+):
+    """Classic CNNs (VGG, AlexNet, LeNet, simple_cnn): (adaptive_pool) → flatten → ``fc`` stack → predictions.
+
+    ``fc`` is a sequence of ``(layer name, units)``; each dense layer gets a ``{name}_dropout`` of rate
+    ``dropout`` after it (before it with ``dropout_first``, AlexNet's order); ``pool_to`` (h, w) first
+    average-pools adaptively to a fixed grid (``adaptive_pool``), so the head does not depend on input size.
+    """
+    if pool_to is not None:
+        from kerasvk.layers import AdaptiveAveragePooling2D
+
+        x = AdaptiveAveragePooling2D(pool_to, name="adaptive_pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    for layer_name, units in fc:
+        if dropout and dropout_first:
+            x = keras.layers.Dropout(dropout, name=f"{layer_name}_dropout")(x)
+        x = keras.layers.Dense(units, activation=activation, name=layer_name)(x)
+        if dropout and not dropout_first:
+            x = keras.layers.Dropout(dropout, name=f"{layer_name}_dropout")(x)
+    return _predictions(x, num_classes, classifier_activation)
+
+
+def _conv_head(
+    x, num_classes, classifier_activation, *, dropout=0.0, hidden=None, logits="conv_preds", flatten="flatten"
+):
+    """MobileNet V1/V3 (keras.applications): the classifier is a 1×1 conv on the pooled 1×1 map.
+
+    avg_pool (kept 1×1) → (``hidden`` = (filters, activation): 1×1 ``conv_2`` + activation, V3) →
+    (top_dropout) → 1×1 conv ``logits`` → ``flatten`` → Activation ``predictions``.
+    """
+    x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
+    if hidden is not None:
+        filters, activation = hidden
+        x = keras.layers.Conv2D(filters, 1, padding="same", name="conv_2")(x)
+        x = keras.layers.Activation(activation, name=f"conv_2_{activation}")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="top_dropout")(x)
+    x = keras.layers.Conv2D(num_classes, 1, padding="same", name=logits)(x)
+    x = keras.layers.Flatten(name=flatten)(x)
+    return keras.layers.Activation(classifier_activation, name="predictions")(x)
+
+
+def _token_head(x, num_classes, classifier_activation):
+    """Transformers (ViT): the class token (``class_token_pool``) → predictions."""
+    from kerasvk.layers import TakeToken
+
+    return _predictions(TakeToken(0, name="class_token_pool")(x), num_classes, classifier_activation)
+
+
+# head kind -> builder(x, num_classes, classifier_activation, **options)
+HEADS = {"avg": _avg_head, "dense": _dense_head, "conv": _conv_head, "token": _token_head}
+
+
+def classifier_head(
+    x, *, num_classes, include_top, pooling, classifier_activation, head="avg", **options
+):
+    """The classification head of every zoo family, keras.applications layer names kept.
+
+    With ``include_top=True`` adds the head of kind ``head`` (a key of ``HEADS``; ``options`` are that
+    kind's: ``dropout``, ``fc``, ``hidden`` ...); with ``include_top=False`` returns the features,
+    globally pooled when ``pooling`` is "avg" or "max".
+    """
+    if not include_top:
+        return global_pool(x, pooling)
+    if head not in HEADS:
+        raise ValueError(f"classifier_head: head must be one of {', '.join(HEADS)}. Received: head={head!r}")
+    return HEADS[head](x, num_classes, classifier_activation, **options)
+
+
+class Pyramid:
+    """Collects a family's pyramid outputs while it builds: the last block output at each stride.
+
+    Start it at the stride after the stem and pass every block output through :meth:`add` with the
+    block's stride; levels P2..P5 (strides 4..32) keep the name of the last layer seen at their stride.
+    """
+
+    LEVELS = {stride: level for level, stride in PYRAMID_LEVELS.items()}
+
+    def __init__(self, stride=1):
+        self.stride = stride
+        self.layers = {}
+
+    def add(self, x, strides=1):
+        """Record block output ``x`` (its block downsampled by ``strides``); return ``x``."""
+        self.stride *= strides
+        level = self.LEVELS.get(self.stride)
+        if level is not None:
+            self.layers[level] = x._keras_history.operation.name
+        return x
+
+
+def zoo_model(inputs, outputs, *, name, pyramid=None):
+    """``keras.Model(inputs, outputs)`` with ``pyramid_outputs`` (level → layer name) when given."""
+    model = keras.Model(inputs, outputs, name=name)
+    if pyramid is not None:
+        model.pyramid_outputs = dict(pyramid.layers)
+    return model
 
 
 def input_rescaling(x, input_max, *, symmetric=False, model="model"):

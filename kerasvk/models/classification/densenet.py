@@ -6,6 +6,11 @@ Each dense layer is BN → ReLU → 1×1 conv (``bn_size``·k filters, the bottl
 (k = ``growth_rate`` filters), concatenated onto its input. Convs have no bias; BN ε 1.001e-5.
 Names and parameter counts are keras.applications' (``conv2_block1_1_conv``, ``pool2_conv``, ...):
 8,062,504 / 14,307,880 / 20,242,984 at 224×224×3 with 1000 classes.
+
+Pyramid outputs (``kerasvk.backbone``) are each dense block's last concatenation, as keras-hub's
+DenseNet: P2..P5 = ``conv2_block6_concat``, ``conv3_block12_concat``, ``conv4_block24_concat``,
+``conv5_block16_concat`` for DenseNet-121 (256/512/1024/1024 channels; the transitions that follow
+belong to the next stride, the final BN-ReLU to the classifier).
 """
 
 from __future__ import annotations
@@ -13,8 +18,16 @@ from __future__ import annotations
 import keras
 
 from kerasvk.layers.blocks import conv_bn_act
+from kerasvk.models.classification._weights import KerasTwin
+from kerasvk.models.classification.base import (
+    P2_P5,
+    Pyramid,
+    classifier_args,
+    classifier_head,
+    make_input,
+    zoo_model,
+)
 from kerasvk.registry import variant
-from kerasvk.models.classification.base import make_input, pooled_head, validate_classifier_args
 
 BN_EPSILON = 1.001e-5
 
@@ -75,14 +88,8 @@ def densenet(
         raise ValueError(f"{name}: compression must be in (0, 1]. Received: compression={compression!r}")
     if not (isinstance(bn_size, int) and bn_size >= 1):
         raise ValueError(f"{name}: bn_size must be an integer >= 1. Received: bn_size={bn_size!r}")
-    shape = validate_classifier_args(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        min_size=32,
-        model=name,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=32, model=name
     )
     inputs = make_input(shape)
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
@@ -92,21 +99,17 @@ def densenet(
     blocks = DENSENET_BLOCKS[depth] if blocks is None else tuple(blocks)
     if len(blocks) != 4 or not all(isinstance(b, int) and b >= 1 for b in blocks):
         raise ValueError(f"{name}: blocks must be 4 integers >= 1. Received: blocks={blocks!r}")
+    pyramid = Pyramid(stride=4)
     for s, n in enumerate(blocks):
         for i in range(n):
             x = dense_layer(x, growth_rate, bn_size=bn_size, name=f"conv{s + 2}_block{i + 1}")
+        pyramid.add(x)
         if s < len(blocks) - 1:
             x = transition(x, compression, name=f"pool{s + 2}")
+            pyramid.stride *= 2
     x = keras.layers.BatchNormalization(axis=3, epsilon=BN_EPSILON, name="bn")(x)
     x = keras.layers.Activation("relu", name="relu")(x)
-    x = pooled_head(
-        x,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-    return keras.Model(inputs, x, name=name)
+    return zoo_model(inputs, classifier_head(x, **head), name=name, pyramid=pyramid)
 
 
 densenet121, densenet169, densenet201 = (
@@ -117,6 +120,8 @@ densenet121, densenet169, densenet201 = (
         fixed={"depth": d},
         description=f"DenseNet-{d} (dense blocks {DENSENET_BLOCKS[d]}, growth rate 32, compression 0.5)",
         test_kwargs={"input_shape": (32, 32, 3), "growth_rate": 4, "bn_size": 2, "blocks": (1, 1, 1, 1)},
+        weights_loader=KerasTwin(f"DenseNet{d}"),
+        pyramid_levels=P2_P5,
     )
     for d in DENSENET_BLOCKS
 )

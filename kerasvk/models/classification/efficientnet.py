@@ -16,6 +16,10 @@ its mean/variance are the 7 non-trainable weights keras counts; ``input_max`` sa
 depth = α^φ, width = β^φ, resolution = round(224·γ^φ) (the paper gives no rounding rule for resolution;
 we round to the nearest pixel). The published B1..B7 were hand-tuned around this rule, so
 ``efficientnet(phi=k)`` is close to but not equal to B_k; φ = 0 is exactly B0.
+
+Pyramid outputs (``kerasvk.backbone``) are the last MBConv block at each stride (the 1×1 ``top`` conv
+belongs to the classifier): for B0, P2..P5 = ``block2b_add``, ``block3b_add``, ``block5c_add``,
+``block7a_project_bn`` (24/40/112/320 channels); deeper variants end each stage at a later letter.
 """
 
 from __future__ import annotations
@@ -26,9 +30,17 @@ import math
 import keras
 
 from kerasvk.layers.blocks import conv_bn_act, correct_pad, make_divisible, squeeze_excite
-from kerasvk.registry import variant
-from kerasvk.models.classification.base import input_rescaling, make_input, pooled_head, validate_classifier_args
-from kerasvk.registry import register
+from kerasvk.models.classification._weights import KerasTwin
+from kerasvk.models.classification.base import (
+    P2_P5,
+    Pyramid,
+    classifier_args,
+    classifier_head,
+    input_rescaling,
+    make_input,
+    zoo_model,
+)
+from kerasvk.registry import register, variant
 
 BLOCKS_ARGS = (
     dict(kernel_size=3, repeats=1, filters_in=32, filters_out=16, expand_ratio=1, strides=1, se_ratio=0.25),
@@ -150,14 +162,8 @@ def efficientnet_family(
     for arg, value in (("dropout", dropout), ("drop_connect_rate", drop_connect_rate)):
         if not 0 <= value < 1:
             raise ValueError(f"{name}: {arg} must be in [0, 1). Received: {arg}={value!r}")
-    shape = validate_classifier_args(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        min_size=32,
-        model=name,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=32, model=name
     )
 
     def round_filters(filters):
@@ -183,6 +189,7 @@ def efficientnet_family(
         kernel_initializer=CONV_KERNEL_INITIALIZER,
         name="stem",
     )
+    pyramid = Pyramid(stride=2)
     blocks_args = copy.deepcopy(BLOCKS_ARGS)
     total = float(sum(round_repeats(a["repeats"]) for a in blocks_args))
     b = 0
@@ -200,6 +207,7 @@ def efficientnet_family(
                 drop_rate=drop_connect_rate * b / total,
                 name=f"block{i + 1}{chr(j + 97)}_",
             )
+            pyramid.add(x, args["strides"] if j == 0 else 1)
             b += 1
     x = conv_bn_act(
         x,
@@ -211,15 +219,7 @@ def efficientnet_family(
         kernel_initializer=CONV_KERNEL_INITIALIZER,
         name="top",
     )
-    x = pooled_head(
-        x,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-    )
-    return keras.Model(inputs, x, name=name)
+    return zoo_model(inputs, classifier_head(x, **head, dropout=dropout), name=name, pyramid=pyramid)
 
 
 def compound_coefficients(phi=0, alpha=1.2, beta=1.1, gamma=1.15, base_resolution=224):
@@ -259,6 +259,7 @@ def _compound_info(phi=0, alpha=1.2, beta=1.1, gamma=1.15, base_resolution=224, 
     description="EfficientNet by compound scaling: depth α^φ, width β^φ, resolution 224·γ^φ",
     test_kwargs={"phi": 0, "input_shape": (32, 32, 3)},
     info=_compound_info,
+    pyramid_levels=P2_P5,
 )
 def efficientnet(
     phi=0,
@@ -331,6 +332,8 @@ def _variant_info(v):
         # tiny test build: one block per stage, narrow; the full graph is covered by exact counts
         test_kwargs={"input_shape": (32, 32, 3), "width_coefficient": 0.25, "depth_coefficient": 0.1},
         info=_variant_info(v),
+        weights_loader=KerasTwin(f"EfficientNet{v.upper()}"),
+        pyramid_levels=P2_P5,
     )
     for v, (w, d, r, drop) in EFFICIENTNET_VARIANTS.items()
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import keras
 
-from kerasvk.models.classification.base import global_pool, make_input, validate_classifier_args
+from kerasvk.models.classification.base import classifier_args, classifier_head, make_input, zoo_model
 from kerasvk.registry import register
 
 _POOLS = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling2D}
@@ -47,14 +47,8 @@ def lenet5(
     subsampling="max",
 ):
     """LeNet-5: two conv/subsampling stages, C5 120, F6 84 (61,706 parameters at 32×32×1, 10 classes)."""
-    shape = validate_classifier_args(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        min_size=28,
-        model="lenet5",
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=28, model="lenet5"
     )
     if subsampling not in _POOLS:
         raise ValueError(f"lenet5: subsampling must be 'avg' or 'max'. Received: subsampling={subsampling!r}")
@@ -66,10 +60,5 @@ def lenet5(
     x = keras.layers.Conv2D(16, 5, activation=activation, name="c3_conv")(x)
     x = pool(2, name="s4_pool")(x)
     x = keras.layers.Conv2D(120, 5, activation=activation, name="c5_conv")(x)
-    if include_top:
-        x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(84, activation=activation, name="f6_dense")(x)
-        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = global_pool(x, pooling)
-    return keras.Model(inputs, x, name=name)
+    x = classifier_head(x, **head, head="dense", fc=(("f6_dense", 84),), activation=activation)
+    return zoo_model(inputs, x, name=name)

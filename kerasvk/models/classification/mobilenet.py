@@ -12,6 +12,12 @@
 
 Layer names and weight shapes follow keras.applications (``conv_dw_1``, ``block_3_expand``,
 ``expanded_conv_3_depthwise`` ...; V1/V3 classify with 1×1 convs on the pooled map, as keras does).
+
+Pyramid outputs (``kerasvk.backbone``) are the last block at each stride (the final 1×1 expansion
+conv belongs to the classifier): V1 ``conv_pw_{3,5,11,13}_relu``; V2 ``block_2_add``, ``block_5_add``,
+``block_12_add``, ``block_16_project_BN`` (24/32/96/320 channels at alpha 1); V3 large
+``expanded_conv_{2,5,11,14}_add`` (24/40/112/160), V3 small ``expanded_conv_project_bn``,
+``expanded_conv_{2,7,10}_add`` (16/24/48/96).
 """
 
 from __future__ import annotations
@@ -19,9 +25,17 @@ from __future__ import annotations
 import keras
 
 from kerasvk.layers.blocks import correct_pad, make_divisible, squeeze_excite
-from kerasvk.registry import variant
-from kerasvk.models.classification.base import input_rescaling, make_input, pooled_head, validate_classifier_args
-from kerasvk.registry import register
+from kerasvk.models.classification._weights import KerasTwin
+from kerasvk.models.classification.base import (
+    P2_P5,
+    Pyramid,
+    classifier_args,
+    classifier_head,
+    input_rescaling,
+    make_input,
+    zoo_model,
+)
+from kerasvk.registry import register, variant
 
 # V1: (pointwise filters, stride) of the 13 depthwise-separable blocks
 V1_BLOCKS = (
@@ -106,9 +120,10 @@ def _check_alpha(alpha, name):
         )
 
 
-def _validate(name, alpha, **common):
+def _validate(name, alpha, *common):
+    """Check alpha and the common arguments (signature order); return ``(input shape, head arguments)``."""
     _check_alpha(alpha, name)
-    return validate_classifier_args(**common, min_size=32, model=name)
+    return classifier_args(*common, min_size=32, model=name)
 
 
 def _bn(name, epsilon=1e-3, momentum=0.99):
@@ -120,6 +135,8 @@ def _bn(name, epsilon=1e-3, momentum=0.99):
     task="classification",
     family="mobilenet",
     test_kwargs={"input_shape": (32, 32, 3), "alpha": 0.25},
+    weights_loader=KerasTwin("MobileNet"),
+    pyramid_levels=P2_P5,
 )
 def mobilenet_v1(
     input_shape=(224, 224, 3),
@@ -133,15 +150,8 @@ def mobilenet_v1(
     dropout=1e-3,
 ):
     """MobileNet V1: depthwise-separable convs; ``alpha`` width, ``depth_multiplier`` depthwise channels."""
-    shape = _validate(
-        name,
-        alpha,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
+    common = (input_shape, num_classes, include_top, pooling, classifier_activation)
+    shape, head = _validate(name, alpha, *common)
     if not (isinstance(depth_multiplier, int) and depth_multiplier >= 1):
         raise ValueError(
             f"{name}: depth_multiplier must be an integer >= 1. "
@@ -153,6 +163,7 @@ def mobilenet_v1(
     )
     x = _bn("conv1_bn")(x)
     x = keras.layers.ReLU(6.0, name="conv1_relu")(x)
+    pyramid = Pyramid(stride=2)
     for i, (filters, strides) in enumerate(V1_BLOCKS, start=1):
         if strides == 2:
             x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{i}")(x)
@@ -170,19 +181,10 @@ def mobilenet_v1(
             x
         )
         x = _bn(f"conv_pw_{i}_bn")(x)
-        x = keras.layers.ReLU(6.0, name=f"conv_pw_{i}_relu")(x)
-    if include_top:  # keras.applications' head: a 1×1 conv on the pooled map, so its weights load unchanged
-        x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="top_dropout")(x)
-        x = keras.layers.Conv2D(num_classes, 1, padding="same", name="conv_preds")(x)
-        x = keras.layers.Reshape((num_classes,), name="reshape_2")(x)
-        x = keras.layers.Activation(classifier_activation, name="predictions")(x)
-    else:
-        x = pooled_head(
-            x, num_classes=num_classes, include_top=False, pooling=pooling, classifier_activation=None
-        )
-    return keras.Model(inputs, x, name=name)
+        x = pyramid.add(keras.layers.ReLU(6.0, name=f"conv_pw_{i}_relu")(x), strides)
+    # keras.applications' head: a 1×1 conv on the pooled map (its flatten is keras' "reshape_2")
+    x = classifier_head(x, **head, head="conv", dropout=dropout, logits="conv_preds", flatten="reshape_2")
+    return zoo_model(inputs, x, name=name, pyramid=pyramid)
 
 
 def inverted_residual_v2(x, *, expansion, filters, strides, block_id):
@@ -219,6 +221,8 @@ def inverted_residual_v2(x, *, expansion, filters, strides, block_id):
     task="classification",
     family="mobilenet",
     test_kwargs={"input_shape": (32, 32, 3), "alpha": 0.35},
+    weights_loader=KerasTwin("MobileNetV2"),
+    pyramid_levels=P2_P5,
 )
 def mobilenet_v2(
     input_shape=(224, 224, 3),
@@ -230,21 +234,15 @@ def mobilenet_v2(
     alpha=1.0,
 ):
     """MobileNet V2: inverted residuals and linear bottlenecks; ``alpha`` width multiplier."""
-    shape = _validate(
-        name,
-        alpha,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
+    common = (input_shape, num_classes, include_top, pooling, classifier_activation)
+    shape, head = _validate(name, alpha, *common)
     inputs = make_input(shape)
     x = keras.layers.Conv2D(
         make_divisible(32 * alpha, 8), 3, strides=2, padding="same", use_bias=False, name="Conv1"
     )(inputs)
     x = _bn("bn_Conv1", momentum=0.999)(x)
     x = keras.layers.ReLU(6.0, name="Conv1_relu")(x)
+    pyramid = Pyramid(stride=2)
     for i, (expansion, filters, strides) in enumerate(V2_BLOCKS):
         x = inverted_residual_v2(
             x,
@@ -253,18 +251,12 @@ def mobilenet_v2(
             strides=strides,
             block_id=i,
         )
+        pyramid.add(x, strides)
     last = make_divisible(1280 * alpha, 8) if alpha > 1.0 else 1280
     x = keras.layers.Conv2D(last, 1, use_bias=False, name="Conv_1")(x)
     x = _bn("Conv_1_bn", momentum=0.999)(x)
     x = keras.layers.ReLU(6.0, name="out_relu")(x)
-    x = pooled_head(
-        x,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-    return keras.Model(inputs, x, name=name)
+    return zoo_model(inputs, classifier_head(x, **head), name=name, pyramid=pyramid)
 
 
 def inverted_residual_v3(x, *, expansion, filters, kernel_size, strides, se_ratio, activation, block_id):
@@ -329,15 +321,8 @@ def mobilenet_v3(
             f"mobilenet_v3: model_type must be 'small' or 'large'. Received: model_type={model_type!r}"
         )
     name = name or f"mobilenet_v3_{model_type}"
-    shape = _validate(
-        name,
-        alpha,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
+    common = (input_shape, num_classes, include_top, pooling, classifier_activation)
+    shape, head = _validate(name, alpha, *common)
     if not 0 <= dropout < 1:
         raise ValueError(f"{name}: dropout must be in [0, 1). Received: dropout={dropout!r}")
     kernel, hs, se_ratio = (3, "relu", None) if minimalistic else (5, "hard_swish", 0.25)
@@ -348,6 +333,7 @@ def mobilenet_v3(
     x = keras.layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="conv")(x)
     x = _bn("conv_bn", momentum=0.999)(x)
     x = keras.layers.Activation(hs, name=f"conv_{hs}")(x)
+    pyramid = Pyramid(stride=2)
     for i, (expansion, filters, k, strides, se, act) in enumerate(V3_BLOCKS[model_type]):
         x = inverted_residual_v3(
             x,
@@ -359,28 +345,17 @@ def mobilenet_v3(
             activation=hs if act == "HS" else "relu",
             block_id=i,
         )
+        pyramid.add(x, strides)
     x = keras.layers.Conv2D(
         make_divisible(x.shape[-1] * 6), 1, padding="same", use_bias=False, name="conv_1"
     )(x)
     x = _bn("conv_1_bn", momentum=0.999)(x)
     x = keras.layers.Activation(hs, name=f"conv_1_{hs}")(x)
-    if include_top:
-        last_point = V3_LAST_POINT[model_type]
-        if alpha > 1.0:
-            last_point = make_divisible(last_point * alpha)
-        x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
-        x = keras.layers.Conv2D(last_point, 1, padding="same", name="conv_2")(x)
-        x = keras.layers.Activation(hs, name=f"conv_2_{hs}")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="top_dropout")(x)
-        x = keras.layers.Conv2D(num_classes, 1, padding="same", name="logits")(x)
-        x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Activation(classifier_activation, name="predictions")(x)
-    else:
-        x = pooled_head(
-            x, num_classes=num_classes, include_top=False, pooling=pooling, classifier_activation=None
-        )
-    return keras.Model(inputs, x, name=name)
+    last_point = V3_LAST_POINT[model_type]
+    if alpha > 1.0:
+        last_point = make_divisible(last_point * alpha)
+    x = classifier_head(x, **head, head="conv", hidden=(last_point, hs), dropout=dropout, logits="logits")
+    return zoo_model(inputs, x, name=name, pyramid=pyramid)
 
 
 mobilenet_v3_small, mobilenet_v3_large = (
@@ -391,6 +366,8 @@ mobilenet_v3_small, mobilenet_v3_large = (
         fixed={"model_type": t},
         description=f"MobileNet V3 {t} (hard-swish, SE) as keras.applications MobileNetV3{t.title()}",
         test_kwargs={"input_shape": (32, 32, 3), "alpha": 0.75},
+        weights_loader=KerasTwin(f"MobileNetV3{t.title()}"),
+        pyramid_levels=P2_P5,
     )
     for t in ("small", "large")
 )

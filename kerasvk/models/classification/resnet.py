@@ -15,6 +15,11 @@ blocks per stage) and stacks stages ``conv2`` .. ``conv5`` with keras.applicatio
   paper's **option A** by default (identity; stride-2 subsample and zero-padded channels where the
   shape changes, no parameters: resnet20 has 0.27M, resnet56 0.85M parameters as in Table 6);
   ``shortcut="B"`` uses 1×1 projection shortcuts instead.
+
+Pyramid outputs (``kerasvk.backbone``) are the last block of each stage: P2..P5 =
+``conv2_block{n}_out`` .. ``conv5_block{n}_out`` (strides 4..32; 256/512/1024/2048 channels for
+ResNet-50, 64/128/256/512 for ResNet-18/34). The CIFAR ResNets run at strides 1, 2, 4: only P2
+(``conv4_block{n}_out``).
 """
 
 from __future__ import annotations
@@ -23,8 +28,16 @@ import keras
 
 from kerasvk.layers import PadChannelsShortcut
 from kerasvk.layers.blocks import conv_bn_act
+from kerasvk.models.classification._weights import KerasTwin
+from kerasvk.models.classification.base import (
+    P2_P5,
+    Pyramid,
+    classifier_args,
+    classifier_head,
+    make_input,
+    zoo_model,
+)
 from kerasvk.registry import variant
-from kerasvk.models.classification.base import make_input, pooled_head, validate_classifier_args
 
 BN_EPSILON = 1.001e-5
 
@@ -129,14 +142,8 @@ def resnet(
         raise ValueError(
             f"{name}: width_multiplier must be > 0. Received: width_multiplier={width_multiplier!r}"
         )
-    shape = validate_classifier_args(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        min_size=32,
-        model=name,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=32, model=name
     )
     kind, blocks, ref_bias = RESNET_STAGES[depth]
     if blocks_per_stage is not None:
@@ -162,23 +169,15 @@ def resnet(
     )
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    pyramid = Pyramid(stride=4)
+    block = basic_block if kind == "basic" else bottleneck_block
     for s, (n, filters) in enumerate(zip(blocks, STAGE_FILTERS)):
         filters = _scale(filters, width_multiplier)
         for b in range(n):
             strides = 2 if (b == 0 and s > 0) else 1
-            block_name = f"conv{s + 2}_block{b + 1}"
-            if kind == "basic":
-                x = basic_block(x, filters, strides=strides, use_bias=bias, name=block_name)
-            else:
-                x = bottleneck_block(x, filters, strides=strides, use_bias=bias, name=block_name)
-    x = pooled_head(
-        x,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-    return keras.Model(inputs, x, name=name)
+            x = block(x, filters, strides=strides, use_bias=bias, name=f"conv{s + 2}_block{b + 1}")
+            pyramid.add(x, strides)
+    return zoo_model(inputs, classifier_head(x, **head), name=name, pyramid=pyramid)
 
 
 def cifar_resnet(
@@ -213,14 +212,8 @@ def cifar_resnet(
         raise ValueError(
             f"{name}: width_multiplier must be > 0. Received: width_multiplier={width_multiplier!r}"
         )
-    shape = validate_classifier_args(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        min_size=4,
-        model=name,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=4, model=name
     )
     n = (depth - 2) // 6
     if blocks_per_stage is not None:
@@ -232,19 +225,14 @@ def cifar_resnet(
         n = blocks_per_stage
     inputs = make_input(shape)
     x = conv_bn_act(inputs, _scale(16, width_multiplier), 3, bn_epsilon=BN_EPSILON, name="conv1")
+    pyramid = Pyramid(stride=1)
     for s, filters in enumerate(CIFAR_FILTERS):
         filters = _scale(filters, width_multiplier)
         for b in range(n):
             strides = 2 if (b == 0 and s > 0) else 1
             x = basic_block(x, filters, strides=strides, shortcut=shortcut, name=f"conv{s + 2}_block{b + 1}")
-    x = pooled_head(
-        x,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-    return keras.Model(inputs, x, name=name)
+            pyramid.add(x, strides)
+    return zoo_model(inputs, classifier_head(x, **head), name=name, pyramid=pyramid)
 
 
 # tiny test builds: the full graph is covered by the exact parameter counts in tests/test_zoo.py
@@ -258,6 +246,8 @@ resnet18, resnet34, resnet50, resnet101, resnet152 = (
         fixed={"depth": d},
         description=f"ResNet-{d} ({RESNET_STAGES[d][0]} blocks {RESNET_STAGES[d][1]})",
         test_kwargs=_TINY,
+        weights_loader=KerasTwin(f"ResNet{d}") if RESNET_STAGES[d][0] == "bottleneck" else None,
+        pyramid_levels=P2_P5,
     )
     for d in RESNET_STAGES
 )
@@ -285,6 +275,7 @@ resnet20, resnet56 = (
         description=f"CIFAR ResNet-{d} (3 stages of {(d - 2) // 6} basic blocks, 16/32/64 filters, option A)",
         test_kwargs={"input_shape": (16, 16, 3), "width_multiplier": 0.5, "blocks_per_stage": 1},
         train_defaults=CIFAR_RECIPE,
+        pyramid_levels=("P2",),
     )
     for d in (20, 56)
 )

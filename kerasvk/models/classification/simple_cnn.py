@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kerasvk.models.classification.base import global_pool, make_input, validate_classifier_args
+from kerasvk.models.classification.base import classifier_args, classifier_head, make_input, zoo_model
 from kerasvk.registry import register
 
 
@@ -21,12 +21,12 @@ def simple_cnn(
     dropout=0.5,
 ):
     """Three [conv-relu-conv-relu-maxpool] blocks, then Dense(dense_units) → Dropout → predictions."""
-    shape = validate_classifier_args(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
+    shape, head = classifier_args(
+        input_shape,
+        num_classes,
+        include_top,
+        pooling,
+        classifier_activation,
         min_size=2 ** len(filters),
         model="simple_cnn",
     )
@@ -36,11 +36,5 @@ def simple_cnn(
         x = keras.layers.Conv2D(f, 3, padding="same", activation="relu", name=f"block{b}_conv1")(x)
         x = keras.layers.Conv2D(f, 3, padding="same", activation="relu", name=f"block{b}_conv2")(x)
         x = keras.layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
-    if include_top:
-        x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(dense_units, activation="relu", name="fc1")(x)
-        x = keras.layers.Dropout(dropout, name="fc1_dropout")(x)
-        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = global_pool(x, pooling)
-    return keras.Model(inputs, x, name=name)
+    x = classifier_head(x, **head, head="dense", fc=(("fc1", dense_units),), dropout=dropout)
+    return zoo_model(inputs, x, name=name)

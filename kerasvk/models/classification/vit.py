@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import keras
 
-from kerasvk.layers import ClassToken, PositionEmbedding, TakeToken, interpolate_position_embeddings
+from kerasvk.layers import ClassToken, PositionEmbedding, interpolate_position_embeddings
+from kerasvk.models.classification.base import classifier_args, classifier_head, make_input, zoo_model
 from kerasvk.registry import variant
-from kerasvk.models.classification.base import make_input, validate_classifier_args
 
 # size -> (hidden_dim, num_layers, num_heads, mlp_dim)
 VIT_CONFIGS = {
@@ -94,14 +94,8 @@ def vit(
     for arg, value in (("dropout", dropout), ("attention_dropout", attention_dropout)):
         if not 0 <= value < 1:
             raise ValueError(f"{name}: {arg} must be in [0, 1). Received: {arg}={value!r}")
-    shape = validate_classifier_args(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        min_size=patch_size,
-        model=name,
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation, min_size=patch_size, model=name
     )
     h, w = shape[:2]
     if h is None or w is None or h % patch_size or w % patch_size:
@@ -128,14 +122,7 @@ def vit(
             name=f"encoder_block{i + 1}",
         )
     x = keras.layers.LayerNormalization(epsilon=1e-6, name="encoder_norm")(x)
-    if include_top:
-        x = TakeToken(0, name="class_token_pool")(x)
-        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = keras.layers.GlobalAveragePooling1D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = keras.layers.GlobalMaxPooling1D(name="max_pool")(x)
-    return keras.Model(inputs, x, name=name)
+    return zoo_model(inputs, classifier_head(x, **head, head="token"), name=name)
 
 
 def transfer_weights(source, target, method="bicubic"):
