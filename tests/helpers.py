@@ -83,7 +83,9 @@ def check_model(name, tmp_path, *, export=True, train=True, **overrides):
         out_dir = export_model(model, base=tmp_path / "saved_models", name=name)
         loaded = tf.saved_model.load(str(out_dir))
         fn = loaded.signatures["serving_default"]
-        arg_names = [t.name.split(":")[0] for t in model.inputs]
+        sig_names = list(fn.structured_input_signature[1])
+        # a one-input signature names its input itself (classifiers: "images"); several keep the model's
+        arg_names = sig_names if len(sig_names) == 1 else [t.name.split(":")[0] for t in model.inputs]
         xs = x if isinstance(x, (list, tuple)) else [x]
         served = fn(**{n: tf.constant(v) for n, v in zip(arg_names, xs)})
         key = "probabilities" if "probabilities" in served else sorted(served)[0]

@@ -84,7 +84,7 @@ def test_distillation_trains_student_only_and_exports_plain_classifier(tmp_path)
     assert not np.allclose(probs, student(x).numpy())
     np.testing.assert_allclose(to_logits(plain)(x).numpy().argmax(-1), probs.argmax(-1))
     out = export_model(plain, base=tmp_path / "saved", name="student")
-    served = tf.saved_model.load(str(out)).signatures["serving_default"](**{plain.inputs[0].name.split(":")[0]: tf.constant(x)})
+    served = tf.saved_model.load(str(out)).signatures["serving_default"](images=tf.constant(x))
     np.testing.assert_allclose(served["probabilities"].numpy(), probs, rtol=1e-5, atol=1e-6)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from kerasvk.models.classification.base import global_pool, make_input, validate_classifier_args
+from kerasvk.models.classification.base import classifier_args, classifier_head, make_input
 from kerasvk.registry import register
 
 
@@ -26,14 +26,9 @@ def digits_encoder(
     label_units=100,
 ):
     """Ganin et al.'s MNIST → MNIST-M network: conv 32@5×5, pool, conv 48@5×5, pool (161,990 parameters)."""
-    shape = validate_classifier_args(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        min_size=14,  # two valid 5×5 convs and two 2×2 pools leave at least 1×1
-        model="digits_encoder",
+    shape, head = classifier_args(
+        input_shape, num_classes, include_top, pooling, classifier_activation,
+        min_size=14, model="digits_encoder",  # two valid 5×5 convs and two 2×2 pools leave at least 1×1
     )
     if isinstance(label_units, bool) or not isinstance(label_units, int) or label_units < 0:
         raise ValueError(
@@ -44,11 +39,6 @@ def digits_encoder(
     x = keras.layers.MaxPooling2D(name="pool1")(x)
     x = keras.layers.Conv2D(48, 5, activation="relu", name="conv2")(x)
     x = keras.layers.MaxPooling2D(name="pool2")(x)
-    if include_top:
-        x = keras.layers.Flatten(name="flatten")(x)
-        if label_units:
-            x = keras.layers.Dense(label_units, activation="relu", name="label_fc")(x)
-        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = global_pool(x, pooling)
+    fc = (("label_fc", label_units),) if label_units else ()
+    x = classifier_head(x, **head, head="dense", fc=fc, activation="relu")
     return keras.Model(inputs, x, name=name)
