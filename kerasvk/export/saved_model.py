@@ -110,8 +110,9 @@ def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False
 
             image_spec = signature[0]
             signature = [tf.TensorSpec(image_spec.shape, image_spec.dtype, name="images")]
-            h, w, c = image_spec.shape[1:]
-            if None not in (h, w, c) and c in (1, 3):
+            dims = tuple(image_spec.shape[1:])
+            if len(dims) == 3 and None not in dims and dims[2] in (1, 3):  # an image classifier of fixed size
+                h, w, c = dims
 
                 def serve_bytes(image_bytes):
                     return predict(tf.cast(decode_images(image_bytes, h, w, c), image_spec.dtype))
