@@ -9,10 +9,40 @@ Top-k and top-p (nucleus) filtering happen before the draw; ``temperature`` divi
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import weakref
 
 import tensorflow as tf
+
+
+class NextTokenModel:
+    """Mixin of the autoregressive ``keras.Model`` classes (GPT, WaveNet, PixelCNN).
+
+    - ``get_config``/``from_config`` from the constructor's own parameters: each is read back from the
+      attribute of the same name (``CONFIG_ATTRIBUTES`` maps a parameter to another attribute), so a
+      new constructor argument cannot be forgotten in the config;
+    - ``compute_loss``: the mean next-token cross-entropy in nats (:func:`next_token_loss`), raising
+      ``MISSING_TARGETS`` when ``fit`` gets no targets.
+    """
+
+    CONFIG_ATTRIBUTES: dict = {}
+    MISSING_TARGETS = "fit needs integer targets."
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        for param in list(inspect.signature(type(self).__init__).parameters.values())[1:]:
+            if param.kind is param.VAR_KEYWORD or param.name == "name":
+                continue
+            config[param.name] = getattr(self, self.CONFIG_ATTRIBUTES.get(param.name, param.name))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return next_token_loss(self, x, y, y_pred, sample_weight, training, missing_targets=self.MISSING_TARGETS)[0]
 
 
 def next_token_loss(model, x, y, y_pred, sample_weight, training, *, missing_targets=None):

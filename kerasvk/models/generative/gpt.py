@@ -25,11 +25,14 @@ from kerasvk.registry import variant
 
 
 @keras.saving.register_keras_serializable(package="kerasvk")
-class GPT(keras.Model):
+class GPT(_sampling.NextTokenModel, keras.Model):
     """Character-level GPT. Input ``tokens`` ``(batch, T)`` int32, output logits ``(batch, T, vocab)``.
 
     ``vocab`` (a string of distinct characters) defaults to the pydoc corpus's (``pydoc_vocab()``).
+    ``fit`` minimises the mean next-token cross-entropy in nats (``exp`` of it is the perplexity).
     """
+
+    MISSING_TARGETS = "GPT.fit needs targets: (tokens[:, :-1], tokens[:, 1:]) pairs (see kerasvk.data.text)."
 
     def __init__(
         self,
@@ -83,32 +86,7 @@ class GPT(keras.Model):
         self.ln_f = ln_f
         self.lm_head = head
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "vocab": self.vocab,
-            "context_length": self.context_length,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "dim": self.dim,
-            "mlp_ratio": self.mlp_ratio,
-            "dropout": self.dropout,
-            "tie_weights": self.tie_weights,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
     # -- training ---------------------------------------------------------------------------
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Mean next-token cross-entropy in nats (``exp`` of it is the perplexity)."""
-        return _sampling.next_token_loss(
-            self, x, y, y_pred, sample_weight, training,
-            missing_targets="GPT.fit needs targets: (tokens[:, :-1], tokens[:, 1:]) pairs (see kerasvk.data.text).",
-        )[0]
-
     # -- generation -------------------------------------------------------------------------
     def _logits(self, h):
         return self.embedding(h, reverse=True) if self.tie_weights else self.lm_head(h)

@@ -45,8 +45,10 @@ def levels_to_uint8(levels_array, levels):
 
 
 @keras.saving.register_keras_serializable(package="kerasvk")
-class PixelCNN(keras.Model):
+class PixelCNN(_sampling.NextTokenModel, keras.Model):
     """Input ``images`` ``(batch, H, W, C)`` in [0, 1] → logits ``(batch, H, W, C, levels)``."""
+
+    CONFIG_ATTRIBUTES = {"input_shape": "image_shape"}
 
     def __init__(
         self,
@@ -96,22 +98,6 @@ class PixelCNN(keras.Model):
         self.first_kernel_size = first_kernel_size
         self.gated = gated
         self.bpd_tracker = keras.metrics.Mean(name="bits_per_dim")
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "input_shape": self.image_shape,
-            "levels": self.levels,
-            "filters": self.filters,
-            "num_blocks": self.num_blocks,
-            "first_kernel_size": self.first_kernel_size,
-            "gated": self.gated,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean NLL per dimension in nats; ``y`` (int levels) defaults to ``round(x · (levels-1))``."""

@@ -35,8 +35,13 @@ def dilation_schedule(max_dilation=512, num_stacks=2):
 
 
 @keras.saving.register_keras_serializable(package="kerasvk")
-class WaveNet(keras.Model):
-    """Inputs ``codes`` ``(batch, T)`` int32 (and ``class_id`` ``(batch,)`` if conditioned) → logits ``(batch, T, Q)``."""
+class WaveNet(_sampling.NextTokenModel, keras.Model):
+    """Inputs ``codes`` ``(batch, T)`` int32 (and ``class_id`` ``(batch,)`` if conditioned) → logits ``(batch, T, Q)``.
+
+    ``fit`` minimises the mean next-sample cross-entropy in nats over μ-law classes.
+    """
+
+    MISSING_TARGETS = "WaveNet.fit needs targets: (codes[:, :-1], codes[:, 1:]) (see kerasvk.data.audio)."
 
     def __init__(
         self,
@@ -113,32 +118,6 @@ class WaveNet(keras.Model):
     def receptive_field(self) -> int:
         """Input samples that influence one output: ``(k-1)·(1 + Σ dilations) + 1``."""
         return (self.kernel_size - 1) * (1 + sum(self.dilations)) + 1
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "quantization_channels": self.quantization_channels,
-            "residual_channels": self.residual_channels,
-            "skip_channels": self.skip_channels,
-            "max_dilation": self.max_dilation,
-            "num_stacks": self.num_stacks,
-            "kernel_size": self.kernel_size,
-            "num_classes": self.num_classes,
-            "cond_dim": self.cond_dim,
-            "sample_rate": self.sample_rate,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Mean next-sample cross-entropy in nats over μ-law classes."""
-        return _sampling.next_token_loss(
-            self, x, y, y_pred, sample_weight, training,
-            missing_targets="WaveNet.fit needs targets: (codes[:, :-1], codes[:, 1:]) (see kerasvk.data.audio).",
-        )[0]
 
     # -- generation -------------------------------------------------------------------------
     def _head(self, h):
