@@ -21,8 +21,8 @@ Measured with ``python recipes/train_vae.py --out /tmp/rc/vae`` (the defaults: l
 2e-3, seed 0), 2 min 21 s wall for both trainings (68 s for the first) on 2 shared CPU cores: test negative
 ELBO 373.40 nats/image (0.5261 bits/pixel; the trainer's 8-sample estimate 373.42), ``evaluate()`` loss
 369.77 = reconstruction 357.67 + KL 12.09; anomaly ROC-AUC 9 vs 0–8 0.808, noise vs 0–8 1.000 (mean scores
-365.7 / 410.4 / 1475.0 for 0–8 test / 9s / noise). The pre-trainer recipe documented 374.9 nats and
-ROC-AUC 0.825 / 1.000 (same seeds and hyper-parameters; its fixed-noise grid callback was different).
+365.7 / 410.4 / 1475.0 for 0–8 test / 9s / noise). The docstring of the pre-trainer recipe (its own ``fit``,
+same seeds and hyper-parameters) stated 374.9 nats and ROC-AUC 0.825 / 1.000; that code was not re-run here.
 """
 
 from __future__ import annotations
