@@ -69,7 +69,8 @@ class MeasureUntrained(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         extractor, real_feats, n, path, title = self.args
-        images = np.asarray(self.model.sample(n, seed=SAMPLE_SEED))  # seeded: leaves the model's noise stream alone
+        # a seeded draw: the model's own noise stream is left alone
+        images = np.asarray(self.model.sample(n, seed=SAMPLE_SEED))
         self.result = quality(extractor, real_feats, images)
         plots.image_grid(images[:64], path, title=title)
 
@@ -110,7 +111,8 @@ def main(argv=None):
     # 2. training: the one trainer. No lr/optimizer given, so the GAN compiles its own two optimizers:
     # Adam(2e-4, β1=0.5) ×2, label smoothing 0.1 (WGAN-GP: Adam(1e-4, 0.5, 0.9), n_critic 5).
     untrained = MeasureUntrained(
-        extractor, real_feats, args.num_samples, out / "plots" / "samples_start.png", f"{args.model}, untrained"
+        extractor, real_feats, args.num_samples, out / "plots" / "samples_start.png",
+        f"{args.model}, untrained",
     )
     report = train(
         args.model,
@@ -120,7 +122,9 @@ def main(argv=None):
         image_size=IMAGE_SIZE,
         seed=args.seed,
         out=out,
-        model_kwargs={"latent_dim": args.latent_dim, "seed": args.seed, "g_filters": (64, 32), "d_filters": (32, 64)},
+        model_kwargs={
+            "latent_dim": args.latent_dim, "seed": args.seed, "g_filters": (64, 32), "d_filters": (32, 64),
+        },
         callbacks=[untrained],
         verbose=0,
     )
@@ -129,7 +133,9 @@ def main(argv=None):
     gan, _ = load_run_model(out)
     end_images = np.asarray(gan.sample(args.num_samples, seed=SAMPLE_SEED))
     start, end = untrained.result, quality(extractor, real_feats, end_images)
-    plots.image_grid(end_images[:64], out / "plots" / "samples_end.png", title=f"{args.model}, {args.epochs} epochs")
+    plots.image_grid(
+        end_images[:64], out / "plots" / "samples_end.png", title=f"{args.model}, {args.epochs} epochs"
+    )
 
     history = read_json(out / "history.json")
     name = extractor.name
@@ -142,7 +148,9 @@ def main(argv=None):
         "start": start,
         "end": end,
         "real": real,
-        "final_losses": {k: v[-1] for k, v in history.items() if not k.startswith("val_") and k != "learning_rate"},
+        "final_losses": {
+            k: v[-1] for k, v in history.items() if not k.startswith("val_") and k != "learning_rate"
+        },
         "test": report,
         "seconds": round(time.time() - t0, 1),
     }

@@ -16,8 +16,8 @@ binarised digits, train 1259 / val 179 / test 359, 5 blocks of 64 filters, 212,9
 budget) on a shared 2-core CPU: 47 epochs in 182 s (3 min 20 s wall for the whole script), test **0.2135
 bits/dim** (train 0.1872; 1.0 for a uniform model); 32 samples took 8.1 s and look digit-like (clear 7s,
 2s, 0s, 5s and a 6 among blobs). The budget is wall time, so the epoch count (and with it the numbers)
-depends on the machine's load: the previous docstring's run ("a shared, loaded 2-core CPU") reached 10 epochs in
-198 s and 0.2240 bits/dim.
+depends on the machine's load: the previous docstring's run ("a shared, loaded 2-core CPU") reached
+10 epochs in 198 s and 0.2240 bits/dim.
 
 Run: ``python recipes/train_pixelcnn.py [--levels 2|256] [--minutes 3] [--run-dir runs/pixelcnn]``
 """

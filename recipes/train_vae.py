@@ -8,9 +8,9 @@ Adam(2e-3); the recipe adds what is specific to a VAE:
    has the trainer's layout (``run.json``, ``history.json``, ``metrics.json``, ``model.keras``,
    ``training_log.csv``, ``checkpoints/best.keras``, ``plots/history.png``, ``plots/samples.png`` (decoded
    z ~ N(0, I)), ``plots/reconstructions.png``, ``plots/samples_epochNNN.png`` (fixed-noise progress)) plus
-   this recipe's ``plots/interpolation.png`` (latent line between two test digits), ``plots/latent_scatter.png``
-   (μ of the test images coloured by class: the latent plane itself for ``--latent-dim 2``, else its first
-   two principal components) and ``recipe_metrics.json``.
+   this recipe's ``plots/interpolation.png`` (latent line between two test digits),
+   ``plots/latent_scatter.png`` (μ of the test images coloured by class: the latent plane itself for
+   ``--latent-dim 2``, else its first two principal components) and ``recipe_metrics.json``.
 2. Anomaly detection: a second VAE trained on digits 0–8 only (its own run folder ``out/digits0-8/``) scores
    held-out 0–8 test digits, all 9s, and uniform-noise images by negative ELBO (``anomaly_score``); prints
    ROC-AUC for "9 vs 0–8" and "noise vs 0–8" and writes ``plots/anomaly_scores.png``.
@@ -45,7 +45,7 @@ IMAGE_SIZE = (32, 32)
 
 
 def train_vae(source, args, out):
-    """The one trainer, with this recipe's Adam rate (the trainer's default is 1e-3); returns (vae, report)."""
+    """The one trainer with this recipe's Adam rate (the trainer's default is 1e-3); returns (vae, report)."""
     report = train(
         "vae",
         source,
@@ -125,9 +125,10 @@ def main(argv=None):
     print(
         f"VAE (latent {args.latent_dim}, {args.epochs} epochs): "
         f"test negative ELBO = {nelbo.mean():.2f} nats/image "
-        f"({metrics['test_negative_elbo_bits_per_pixel']:.4f} bits/pixel; 16-sample MC; the trainer's 8-sample "
-        f"estimate {report['test_negative_elbo_nats']:.2f}); evaluate(): loss {report['test_loss']:.2f} = "
-        f"recon {report['test_reconstruction_loss']:.2f} + KL {report['test_kl_loss']:.2f}"
+        f"({metrics['test_negative_elbo_bits_per_pixel']:.4f} bits/pixel; 16-sample MC; "
+        f"the trainer's 8-sample estimate {report['test_negative_elbo_nats']:.2f}); "
+        f"evaluate(): loss {report['test_loss']:.2f} = recon {report['test_reconstruction_loss']:.2f} "
+        f"+ KL {report['test_kl_loss']:.2f}"
     )
 
     a = int(np.flatnonzero(y_test == 1)[0])

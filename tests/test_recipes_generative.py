@@ -17,7 +17,9 @@ def _recipe(name):
     return module
 
 
-TRAINER_FILES = ("run.json", "history.json", "metrics.json", "model.keras", "training_log.csv", "plots/history.png")
+TRAINER_FILES = (
+    "run.json", "history.json", "metrics.json", "model.keras", "training_log.csv", "plots/history.png",
+)
 
 
 @pytest.mark.slow
