@@ -140,3 +140,20 @@ def test_gan_module_holds_models_only():
 
     assert not hasattr(gan_module, "SampleGridCallback")
     assert "plots" not in open(gan_module.__file__).read()
+
+
+def test_validation_does_not_shift_the_training_noise():
+    import keras
+
+    import kerasvk
+
+    x = np.random.default_rng(0).random((32, 8, 8, 1)).astype("float32")
+    weights = []
+    for validate in (False, True):
+        keras.utils.set_random_seed(0)
+        gan = kerasvk.build("dcgan", input_shape=(8, 8, 1), latent_dim=4, g_filters=(8, 4), d_filters=(4, 8), seed=3)
+        gan.compile()
+        gan.fit(x, batch_size=16, epochs=2, verbose=0, validation_data=(x,) if validate else None, shuffle=False)
+        weights.append([w.numpy() for w in gan.generator.weights])
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)

@@ -121,6 +121,8 @@ class GAN(keras.Model):
         self.image_shape = shape
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # validation draws its own noise, so evaluating between epochs never shifts the training noise
+        self.eval_seed_generator = keras.random.SeedGenerator(None if seed is None else int(seed) + 7919)
         self._hp = dict(
             input_shape=shape, latent_dim=int(latent_dim), g_filters=g_filters, d_filters=d_filters, seed=seed
         )
@@ -190,9 +192,10 @@ class GAN(keras.Model):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_x_tracker, self.d_g_z_tracker]
 
     # ----- training -----------------------------------------------------------------------------
-    def _noise(self, batch):
+    def _noise(self, batch, eval=False):
         return keras.random.normal(
-            (batch, self.latent_dim), dtype=self.compute_dtype, seed=self.seed_generator
+            (batch, self.latent_dim), dtype=self.compute_dtype,
+            seed=self.eval_seed_generator if eval else self.seed_generator,
         )
 
     def _d_loss(self, real, fake, tape):
@@ -250,7 +253,7 @@ class GAN(keras.Model):
             noise, real = x, y
         else:
             real = x
-            noise = self._noise(ops.shape(real)[0])
+            noise = self._noise(ops.shape(real)[0], eval=True)
         real = ops.cast(real, self.compute_dtype)
         fake = self.generator(noise, training=False)
         real_logits = self.discriminator(real, training=False)
@@ -369,7 +372,7 @@ class WGANGP(GAN):
     def test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         real = y if (y is not None and len(getattr(x, "shape", ())) == 2 and len(y.shape) == 4) else x
-        noise = x if real is y else self._noise(ops.shape(real)[0])
+        noise = x if real is y else self._noise(ops.shape(real)[0], eval=True)
         real_s = self.discriminator(ops.cast(real, self.compute_dtype), training=False)
         fake_s = self.discriminator(self.generator(noise, training=False), training=False)
         self.d_loss_tracker.update_state(ops.mean(fake_s) - ops.mean(real_s))
