@@ -162,6 +162,10 @@ class ClassifierFeatures:
                 f"{self.name} extractor takes images of shape {self.input_shape}. "
                 f"Received: {images.shape[1:]}"
             )
+        return self._features(images)
+
+    def _features(self, images):
+        """``(features, probabilities)`` in float64, ``batch_size`` images at a time."""
         feats, probs = [], []
         for i in range(0, len(images), self.batch_size):
             f, p = self.model(images[i : i + self.batch_size], training=False)
@@ -196,9 +200,4 @@ class InceptionFeatures(ClassifierFeatures):
             raise ValueError(f"Images must be (N, H, W, 1 or 3). Received: shape={images.shape}")
         if images.shape[-1] == 1:
             images = np.repeat(images, 3, axis=-1)
-        feats, probs = [], []
-        for i in range(0, len(images), self.batch_size):
-            f, p = self.model(images[i : i + self.batch_size], training=False)
-            feats.append(np.asarray(f))
-            probs.append(np.asarray(p))
-        return np.concatenate(feats).astype("float64"), np.concatenate(probs).astype("float64")
+        return self._features(images)

@@ -49,6 +49,7 @@ _LAZY = {
     "make_schedule": "schedules", "schedule_callback": "schedules", "LinearWarmup": "schedules",
     "LearningRateLogger": "schedules", "reduce_on_plateau": "schedules", "plot_schedule": "schedules",
     "parse_schedule": "schedules", "SCHEDULES": "schedules",
+    "TimeBudget": "callbacks", "SampleGridCallback": "callbacks", "train_feature_classifier": "feature_classifier",
     "apply_weight_regularization": "regularization", "regularization_loss": "regularization",
     "set_dropout": "regularization", "configure_batch_norm": "regularization",
 }  # ensemble(): kerasvk.training.ensemble.ensemble (the submodule's name would shadow a lazy alias)
