@@ -192,3 +192,11 @@ def test_divergence_is_never_reported_as_success(tmp_path, capsys):
     assert err.startswith("kerasvk: error: Training diverged") and "\n" not in err
     assert not (run / "model.keras").exists()
     assert json.loads((run / "metrics.json").read_text())["diverged"] is True
+
+
+def test_data_help_lists_every_embedded_source():
+    from kerasvk.cli import DATA_HELP
+    from kerasvk.data.sources import EMBEDDED
+
+    for name in (*EMBEDDED, "folder:PATH", "tfds:NAME", "pydoc", "file:PATH", "audio"):
+        assert name in DATA_HELP, name
