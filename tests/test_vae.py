@@ -129,6 +129,8 @@ def test_exported_signatures_match_keras(tmp_path):
     np.testing.assert_allclose(served, np.asarray(vae.sample(3, seed=11)), atol=1e-5)
     score = loaded.signatures["anomaly_score"](images=tf.constant(x))["score"].numpy()
     np.testing.assert_allclose(score, np.asarray(vae.anomaly_score(x)), rtol=1e-5)
+    default = loaded.signatures["serving_default"]
+    assert set(default.structured_outputs) == {"reconstruction", "z_mean", "z_log_var"}  # no output_N
 
 
 def test_conditional_vae_uses_labels():

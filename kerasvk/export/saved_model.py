@@ -9,6 +9,8 @@ Signatures:
 - classifiers: ``serving_default(images)`` and ``serving_bytes(image_bytes)`` (encoded JPEG/PNG, decoded
   and resized in the graph) → ``{probabilities, class_id, score, top_k_scores, top_k_ids[, class_name,
   top_k_classes]}``;
+- other models: ``serving_default`` is the forward pass, its outputs named by the model's
+  ``serving_output_names`` (e.g. the VAE's ``reconstruction, z_mean, z_log_var``);
 - any model may define ``serving_endpoints(self) -> {name: (fn, input_signature)}`` to add task
   signatures (a generative sampler, a ``generate`` loop, ...). If it defines ``serving_default``
   itself, that replaces the plain forward pass.
@@ -124,13 +126,16 @@ def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False
 
         else:
 
+            output_names = tuple(getattr(model, "serving_output_names", ()))
+
             def serve(*inputs):
                 out = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
                 if isinstance(out, dict):
                     return out
-                if isinstance(out, (list, tuple)):
-                    return {f"output_{i}": o for i, o in enumerate(out)}
-                return {"output": out}
+                outs = list(out) if isinstance(out, (list, tuple)) else [out]
+                if len(output_names) == len(outs):  # the model's documented names (no output_N)
+                    return dict(zip(output_names, outs))
+                return {f"output_{i}": o for i, o in enumerate(outs)} if len(outs) > 1 else {"output": outs[0]}
 
         archive.add_endpoint("serving_default", serve, input_signature=signature)
         names.append("serving_default")

@@ -110,6 +110,8 @@ def _build_decoder(shape, latent_dim, filters, dense_units, num_classes):
 class VAE(keras.Model):
     """Convolutional (conditional) VAE; see the module docstring. Build with ``kerasvk.build("vae")``."""
 
+    serving_output_names = ("reconstruction", "z_mean", "z_log_var")  # serving_default's outputs
+
     def __init__(
         self,
         input_shape=(32, 32, 1),
