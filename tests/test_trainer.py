@@ -1,4 +1,8 @@
-"""The one trainer: every task trains, reports, exports and predicts through the same run folder."""
+"""The one trainer: every task trains, reports, exports and predicts through the same run folder.
+
+Offline by construction: ``weights="imagenet"`` appears only in cases rejected before anything is built,
+and conftest's autouse fixture makes keras' ``get_file`` raise, so an accidental download fails the test.
+"""
 
 import json
 

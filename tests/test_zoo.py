@@ -104,18 +104,7 @@ def test_input_max_only_rescales_the_input(name):
         kerasvk.build(name, input_max=0, **kw)
 
 
-@pytest.fixture
-def no_downloads(monkeypatch):
-    """Any keras download (``keras.utils.get_file``, which keras.applications uses) fails the test."""
-    import keras
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"a test tried to download {args or kwargs}")
-
-    monkeypatch.setattr(keras.utils, "get_file", refuse)
-    import keras.src.utils.file_utils as file_utils
-
-    monkeypatch.setattr(file_utils, "get_file", refuse)
+# no_downloads: the autouse fixture in conftest.py (every test runs with keras downloads refused)
 
 
 def test_imagenet_weights_come_from_the_keras_twin(monkeypatch, no_downloads):
