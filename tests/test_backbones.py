@@ -2,7 +2,8 @@
 
 The expected layers and channel counts below were read off the architectures (the last block at each
 stride; the classifier-only 1×1 expansion convs excluded) and are checked against the keras.applications
-twins' layer names and shapes. Nothing is downloaded: "imagenet" twins are stubbed with random weights.
+twins' layer names and shapes. Nothing is downloaded: "imagenet" twins are stubbed with random weights, and
+conftest's autouse fixture makes keras.utils.get_file raise, so an accidental download fails the test.
 """
 
 import subprocess

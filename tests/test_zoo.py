@@ -104,7 +104,7 @@ def test_input_max_only_rescales_the_input(name):
         kerasvk.build(name, input_max=0, **kw)
 
 
-# no_downloads: the autouse fixture in conftest.py (every test runs with keras downloads refused)
+# no_downloads: the autouse fixture in conftest.py makes keras.utils.get_file raise (every test runs offline)
 
 
 def test_imagenet_weights_come_from_the_keras_twin(monkeypatch, no_downloads):
