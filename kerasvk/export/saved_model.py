@@ -87,7 +87,7 @@ def decode_images(encoded, height, width, channels):
 
 
 def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False):
-    """Register the model's endpoints on a ``keras.export.ExportArchive``; return their names.
+    """Register the model's endpoints on a ``keras.export.ExportArchive``; return ``{name: input specs}``.
 
     A classifier gets ``serving_default(images)`` (float images in [0, 1]) and, when its input size is
     fixed, ``serving_bytes(image_bytes)`` (encoded images, decoded and resized in the graph); both return
@@ -97,7 +97,7 @@ def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False
     import tensorflow as tf
 
     extra = dict(model.serving_endpoints()) if hasattr(model, "serving_endpoints") else {}
-    names = []
+    names = {}
     if "serving_default" not in extra:
         signature = _input_signature(model)
         if _is_classifier(model):
@@ -119,10 +119,9 @@ def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False
                 def serve_bytes(image_bytes):
                     return predict(tf.cast(decode_images(image_bytes, h, w, c), image_spec.dtype))
 
-                archive.add_endpoint(
-                    "serving_bytes", serve_bytes, input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")]
-                )
-                names.append("serving_bytes")
+                bytes_spec = [tf.TensorSpec((None,), tf.string, name="image_bytes")]
+                archive.add_endpoint("serving_bytes", serve_bytes, input_signature=bytes_spec)
+                names["serving_bytes"] = bytes_spec
 
         else:
 
@@ -138,10 +137,10 @@ def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False
                 return {f"output_{i}": o for i, o in enumerate(outs)} if len(outs) > 1 else {"output": outs[0]}
 
         archive.add_endpoint("serving_default", serve, input_signature=signature)
-        names.append("serving_default")
+        names["serving_default"] = signature
     for name, (fn, signature) in extra.items():
         archive.add_endpoint(name, fn, input_signature=signature)
-        names.append(name)
+        names[name] = signature
     return names
 
 
@@ -177,11 +176,16 @@ def export_model(
         raise ValueError(f"{final} already exists; versions are never overwritten. Use version={next_version(base, name)}.")
     archive = keras.export.ExportArchive()
     archive.track(model)
-    add_serving_endpoints(archive, model, class_names=class_names, from_logits=from_logits)
-    # Written into a hidden temporary folder, made world-readable (0755/0644 under the usual umask, so a
-    # TF Serving process running as another user can read it) and renamed into place; never overwritten.
+    endpoints = add_serving_endpoints(archive, model, class_names=class_names, from_logits=from_logits)
+    from kerasvk.export.serving import signature_examples, write_models_config, write_warmup
+
+    # Written into a hidden temporary folder with its warm-up requests, made world-readable (0755/0644
+    # under the usual umask, so a TF Serving process running as another user can read it) and renamed
+    # into place; never overwritten. Then BASE/models.config lists every model under the base.
     with atomic_dir(final, overwrite=False) as tmp:
         archive.write_out(str(tmp), verbose=verbose)
+        write_warmup(tmp, name, signature_examples(model, endpoints))
+    write_models_config(base)
     return final
 
 
@@ -199,22 +203,38 @@ def load_exported(path):
 
 
 def check_export(path, model=None, inputs=None, atol=1e-5) -> dict:
-    """Load an export, run ``serving_default`` on ``inputs`` and compare with ``model`` if given.
+    """Load an export and run **every** signature on its warm-up request; with ``inputs`` also run
+    ``serving_default`` on them and, with ``model``, compare its main output with the Keras model's.
 
-    Returns ``{"signatures": [...], "outputs": {name: shape}, "max_abs_diff": float|None}``.
+    Returns ``{"signatures": [...], "warmup": {signature: {output: shape}}, "outputs": {name: shape},
+    "max_abs_diff": float|None}``; a signature that fails raises ``ValueError`` naming it.
     """
+    import tensorflow as tf
+
+    from kerasvk.export.serving import read_warmup
+
     loaded = load_exported(path)
-    fn = loaded.signatures["serving_default"]
-    report = {"signatures": sorted(loaded.signatures.keys()), "outputs": {}, "max_abs_diff": None}
+    report = {"signatures": sorted(loaded.signatures.keys()), "warmup": {}, "outputs": {}, "max_abs_diff": None}
+    for signature, request in read_warmup(path).items():
+        try:
+            out = loaded.signatures[signature](**{k: tf.constant(v) for k, v in request.items()})
+        except Exception as e:
+            raise ValueError(f"Export {path}: signature {signature!r} fails on its warm-up request: "
+                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        report["warmup"][signature] = {k: tuple(v.shape) for k, v in out.items()}
     if inputs is None:
         return report
+    fn = loaded.signatures["serving_default"]
     arg_names = sorted(fn.structured_input_signature[1].keys())
     xs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     out = fn(**dict(zip(arg_names, xs)))
     report["outputs"] = {k: tuple(v.shape) for k, v in out.items()}
     if model is not None:
-        ref = np.asarray(model(inputs if len(xs) > 1 else xs[0], training=False))
+        ref = model(inputs if len(xs) > 1 else xs[0], training=False)
+        ref = np.asarray(ref[0] if isinstance(ref, (list, tuple)) else ref)
         key = "probabilities" if "probabilities" in out else sorted(out)[0]
+        if isinstance(getattr(model, "serving_output_names", None), tuple):
+            key = model.serving_output_names[0]
         report["max_abs_diff"] = float(np.max(np.abs(out[key].numpy() - ref)))
         if report["max_abs_diff"] > atol:
             raise ValueError(

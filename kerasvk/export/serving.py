@@ -1,0 +1,110 @@
+"""What TF Serving needs beside the SavedModel: warm-up records, ``models.config``, example requests.
+
+- ``example_inputs(model, specs)``: a small valid request for a signature, from its input specs (a zero
+  image batch of one, ``n``/``num_samples``/``num_steps`` = 2, ``seed`` 0, ``temperature`` 1, a prompt
+  from the model's vocabulary, a PNG for ``image_bytes``, ...).
+- ``write_warmup(folder, name, examples)``: ``assets.extra/tf_serving_warmup_requests``, a TFRecord of
+  ``PredictionLog``s built with ``tensorflow-serving-api``'s protos, one per signature, so Serving runs
+  every signature once when it loads the version (no first-request latency spike).
+- ``read_warmup(folder)``: the requests back as ``{signature: {input: ndarray}}`` (``check-export`` runs them).
+- ``write_models_config(base)``: the ``model_config_list`` text proto listing every model under ``base``
+  for ``tensorflow_model_server --model_config_file=BASE/models.config``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kerasvk import io
+
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+_COUNTS = {"n": 2, "num_samples": 2, "num_steps": 2, "max_new_tokens": 2}
+_DEFAULTS = {"seed": 0, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "class_id": 0}
+
+
+def _png(height, width, channels):
+    import tensorflow as tf
+
+    return tf.io.encode_png(tf.zeros((height, width, channels), tf.uint8)).numpy()
+
+
+def example_inputs(model, specs) -> dict:
+    """``{input name: ndarray}`` of a small valid request for a signature with input ``specs``."""
+    import tensorflow as tf
+
+    out = {}
+    for spec in specs:
+        name = spec.name
+        shape = [1 if d is None else d for d in spec.shape.as_list()] if spec.shape.rank is not None else []
+        if spec.dtype == tf.string:
+            if name == "image_bytes":
+                h, w, c = model.inputs[0].shape[1:]
+                out[name] = np.array([_png(h, w, c)], dtype=object)
+            elif name == "prompt":
+                prompt = model.default_prompt() if hasattr(model, "default_prompt") else ""
+                out[name] = np.array(prompt.encode(), dtype=object)
+            else:
+                out[name] = np.full(shape, b"", dtype=object)
+        elif not shape and name in _COUNTS:
+            out[name] = np.array(_COUNTS[name], spec.dtype.as_numpy_dtype)
+        elif not shape and name in _DEFAULTS:
+            out[name] = np.array(_DEFAULTS[name], spec.dtype.as_numpy_dtype)
+        else:
+            out[name] = np.zeros(shape, spec.dtype.as_numpy_dtype)
+    return out
+
+
+def signature_examples(model, endpoints) -> dict:
+    """``{signature: example inputs}`` for ``{signature: input specs}``."""
+    return {sig: example_inputs(model, specs) for sig, specs in endpoints.items()}
+
+
+def write_warmup(folder, model_name, examples) -> Path:
+    """Write ``folder/assets.extra/tf_serving_warmup_requests`` with one PredictRequest per signature."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    path = Path(folder) / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature, inputs in examples.items():
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
+            )
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def read_warmup(folder) -> dict:
+    """The warm-up requests of an export: ``{signature: {input: ndarray}}`` (empty if it has none)."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = Path(folder) / WARMUP_FILE
+    if not path.is_file():
+        return {}
+    out = {}
+    for record in tf.data.TFRecordDataset(str(path)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        out[request.model_spec.signature_name] = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    return out
+
+
+def write_models_config(base) -> Path:
+    """``BASE/models.config``: a ``model_config_list`` entry for every model folder with a numbered version."""
+    base = Path(base)
+    names = sorted(
+        p.name for p in base.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and any(v.is_dir() and v.name.isdigit() for v in p.iterdir())
+    ) if base.is_dir() else []
+    entries = "".join(
+        f"  config {{\n    name: \"{n}\"\n    base_path: \"{(base / n).resolve()}\"\n    model_platform: \"tensorflow\"\n  }}\n"
+        for n in names
+    )
+    return io.write_text(base / "models.config", f"model_config_list {{\n{entries}}}\n")
