@@ -96,5 +96,6 @@ def main():
 if __name__ == "__main__":
     import argparse
 
-    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()  # no options; --help must not train
+    # no options, but ``--help`` must print the usage instead of training
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
     main()
