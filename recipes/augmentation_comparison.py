@@ -9,8 +9,19 @@ for the same number of epochs with Adam:
 
 It prints both test accuracies (and the final learning rate, which the regularized run logs per epoch).
 
-Run: ``python recipes/augmentation_comparison.py [--epochs 20] [--model lenet5]`` (about 2 minutes on
-2 CPU cores).
+Measured with ``python recipes/augmentation_comparison.py`` (defaults: ``--model lenet5 --epochs 20
+--seed 0``; the machine's 2 CPU cores were shared with other jobs: 32 s reported by the script, 42 s wall
+for the process):
+
+    lenet5 on digits, 20 epochs, seed 0
+      baseline (no augmentation, constant lr, no smoothing):       test accuracy 0.9694
+      standard augmentation + cosine(warm-up 2) + smoothing 0.1:   test accuracy 0.9805
+      regularized run's lr: epoch 1 1.00e-03 → last 0.00e+00
+
+i.e. +1.1 points (4 of 359 test images), one seed, no spread measured. The lr after epoch 1 is half the
+peak 2e-3 (mid warm-up); the cosine ends at 0 after the last step.
+
+Run: ``python recipes/augmentation_comparison.py [--epochs 20] [--model lenet5] [--seed 0]``.
 """
 
 from __future__ import annotations

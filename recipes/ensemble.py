@@ -5,7 +5,23 @@ CNN, each trained briefly on the same digits split. ``ensemble(...)`` combines t
 model; the weighted variant weighs each member by its validation accuracy. The weighted ensemble is then
 exported with ``kerasvk.export.export_model`` and served back to check it is the same model.
 
-Run: ``python recipes/ensemble.py`` (about a minute on 2 CPU cores).
+Measured with ``python recipes/ensemble.py`` (no options; seeds fixed in the file: split 0, members 1/2/3;
+the machine's 2 CPU cores were shared with other jobs: 29 s reported by the script, 39 s wall for the
+process; two runs printed identical numbers):
+
+    digits: {'train': 1259, 'val': 179, 'test': 359}; each member trained 4 epochs
+
+    model                                 params   val acc  test acc
+    lenet5 (tanh, avg)                    61,706     0.955     0.908
+    lenet5 (relu, max)                    61,706     0.950     0.916
+    simple_cnn (16/32/64)                138,042     0.944     0.916
+    ensemble: average                    261,454     0.972     0.933
+    ensemble: vote                       261,454     0.961     0.928
+    ensemble: weighted (by val acc)      261,454     0.972     0.933
+
+    weighted ensemble exported as one SavedModel; max |served − keras| = 0.00e+00
+
+Run: ``python recipes/ensemble.py``.
 """
 
 from __future__ import annotations
@@ -78,4 +94,8 @@ def main():
 
 
 if __name__ == "__main__":
+    import argparse
+
+    # no options, but ``--help`` must print the usage instead of training
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
     main()

@@ -7,7 +7,21 @@ Three ways to fit the small target set, same architecture (LeNet-5), same test i
 3. fine-tuning: (2), then every encoder block unfrozen at a 10× lower learning rate with an L2-SP
    penalty λ‖θ − θ_pre‖² pulling the weights toward their pre-trained values (``fine_tune(l2sp=λ)``).
 
-Run: ``python recipes/transfer_learning.py`` (about a minute on 2 CPU cores).
+Measured with ``python recipes/transfer_learning.py`` (defaults: ``--shots 10``, seed 0; the machine's
+2 CPU cores were shared with other jobs: 23 s reported by the script, 32 s wall for the process):
+
+    pre-trained LeNet-5 on digits 0-4: test accuracy 0.978
+    target: digits 5-9, 54 training images, 842 test images
+
+    method                                        trainable params   test accuracy
+    from scratch                                            61,281           0.929
+    frozen encoder + new head                                2,005           0.932
+    fine-tune c1+c3 + L2-SP λ=0.001                          4,577           0.933
+
+At 10 shots on these easy digits the pre-trained encoder adds only 0.3-0.4 points (about 3 of 842 test
+images); the result is one seed, no spread measured.
+
+Run: ``python recipes/transfer_learning.py [--shots 10]``.
 """
 
 from __future__ import annotations
