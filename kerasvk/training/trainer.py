@@ -325,6 +325,7 @@ def train(
         validation_data=run_data.val,
         epochs=opts["epochs"],
         steps_per_epoch=opts["steps_per_epoch"],
+        shuffle=False,  # the pipelines shuffle themselves (keras ignores shuffle= for datasets, with a warning)
         callbacks=default_callbacks(
             out, monitor=task.monitor, early_stopping=opts["early_stopping"],
             extra=[*task.callbacks(out, run_data, opts), *callbacks],
