@@ -204,3 +204,33 @@ def test_data_help_lists_every_embedded_source():
 
     for name in (*EMBEDDED, "folder:PATH", "tfds:NAME", "pydoc", "file:PATH", "audio"):
         assert name in DATA_HELP, name
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_rerun_of_a_killed_run_continues_its_whole_record(tmp_path):
+    """A run that dies after epoch 2 of 4, rerun with the same out, ends with the record of all 4 epochs."""
+    import keras
+
+    from kerasvk.training import train
+
+    class CrashAfter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise _Crash()
+
+    kw = dict(epochs=4, batch_size=16, verbose=0, model_kwargs={"dense_units": 8})
+    run = tmp_path / "run"
+    with pytest.raises(_Crash):
+        train("simple_cnn", "patterns:classes=5,count=60", out=run, callbacks=[CrashAfter()], **kw)
+    assert len(json.loads((run / "history.json").read_text())["loss"]) == 2  # kept epoch by epoch
+    report = train("simple_cnn", "patterns:classes=5,count=60", out=run, **kw)
+    assert report["epochs_run"] == 4 and report["resumed_after_epoch"] == 2
+    history = json.loads((run / "history.json").read_text())
+    assert all(len(v) == 4 for v in history.values())
+    rows = (run / "training_log.csv").read_text().strip().splitlines()
+    assert rows[0].split(",")[0] == "epoch" and [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2", "3"]
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 4
+    assert not (run / "backup").exists()

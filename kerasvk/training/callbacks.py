@@ -130,3 +130,23 @@ class SampleGridCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
             self.save(f"epoch{epoch + 1:03d}")
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Writes the run's ``history.json`` after every epoch (atomically), continuing ``prior``.
+
+    A killed run so keeps the record of its completed epochs, and the rerun that resumes it (keras'
+    ``BackupAndRestore``) appends to that record instead of starting a new one.
+    """
+
+    def __init__(self, path, prior=None):
+        super().__init__()
+        self.path = path
+        self.history = {k: list(v) for k, v in (prior or {}).items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        from kerasvk.io import write_json
+
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(float(v))
+        write_json(self.history, self.path)

@@ -213,25 +213,65 @@ def resolve_strategy(strategy):
     raise ValueError(f"Unknown strategy {strategy!r}. Allowed: {', '.join(STRATEGIES)} or a tf.distribute.Strategy.")
 
 
-def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, extra=()):
-    """LR logger, TerminateOnNaN, ModelCheckpoint, BackupAndRestore, CSVLogger, TensorBoard (+ EarlyStopping)."""
+def resume_point(out) -> tuple[int, dict]:
+    """``(epochs completed, their history)`` of a killed run in ``out`` (``(0, {})`` for a fresh one).
+
+    ``BackupAndRestore`` records the completed epochs in ``backup/training_metadata.json``; the
+    per-epoch ``history.json`` is cut to that many epochs (a kill between the two writes may have left
+    one more), so the resumed run continues the same record.
+    """
+    import json
+
+    meta = Path(out) / "backup" / "training_metadata.json"
+    if not meta.is_file():
+        return 0, {}
+    try:
+        done = int(json.loads(meta.read_text())["epoch"])
+        history = json.loads((Path(out) / "history.json").read_text()) if (Path(out) / "history.json").is_file() else {}
+    except (ValueError, KeyError, json.JSONDecodeError):
+        return 0, {}
+    history = {k: list(v)[:done] for k, v in history.items()}
+    if done and any(len(v) != done for v in history.values()):
+        history = {}  # the record does not cover the restored epochs: keep what fit reports from here on
+    return done, history
+
+
+def write_csv_log(history, path) -> Path:
+    """``training_log.csv`` (CSVLogger's layout: epoch, then the sorted keys) from a whole history."""
+    keys = sorted(history)
+    n = max((len(v) for v in history.values()), default=0)
+    rows = [",".join(["epoch", *keys])]
+    rows += [",".join([str(e), *(repr(history[k][e]) if e < len(history[k]) else "" for k in keys)]) for e in range(n)]
+    return io.write_text(path, "\n".join(rows) + "\n")
+
+
+def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, extra=(), prior_history=None, record=None):
+    """LR logger, TerminateOnNaN, ModelCheckpoint, BackupAndRestore, CSVLogger, TensorBoard (+ EarlyStopping).
+
+    ``prior_history``: the epochs a resumed run already did; the best checkpoint must beat their best.
+    ``record``: the per-epoch history writer; it runs before the backup, so a backup never covers an
+    epoch the record lacks.
+    """
     import keras
 
     from kerasvk.training.schedules import LearningRateLogger
 
     out = Path(out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    seen = [v for v in (prior_history or {}).get(monitor or "", []) if v == v]
     checkpoint = (
-        keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "best.keras"), monitor=monitor, save_best_only=True)
+        keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "best.keras"), monitor=monitor, save_best_only=True,
+                                        initial_value_threshold=min(seen) if seen else None)
         if monitor
         else keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras"))
     )
     cbs = [
         LearningRateLogger(),  # first, so History/CSVLogger see logs["learning_rate"]
+        *([record] if record is not None else []),
         keras.callbacks.TerminateOnNaN(),
         checkpoint,
         keras.callbacks.BackupAndRestore(str(out / "backup")),
-        keras.callbacks.CSVLogger(str(out / "training_log.csv")),
+        keras.callbacks.CSVLogger(str(out / "training_log.csv"), append=bool(prior_history)),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False, profile_batch=0),
     ]
     if early_stopping:
@@ -318,7 +358,11 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     io.write_json(config, out / "run.json")
 
-    # 4. fit
+    # 4. fit (a rerun of a killed run resumes from its last completed epoch and continues its record)
+    from kerasvk.training.callbacks import EpochHistory
+
+    resumed, prior = resume_point(out)
+    epoch_history = EpochHistory(out / "history.json", prior)
     t0 = time.time()
     hist = net.fit(
         run_data.train.repeat() if opts["steps_per_epoch"] else run_data.train,
@@ -327,14 +371,15 @@ def train(
         steps_per_epoch=opts["steps_per_epoch"],
         shuffle=False,  # the pipelines shuffle themselves (keras ignores shuffle= for datasets, with a warning)
         callbacks=default_callbacks(
-            out, monitor=task.monitor, early_stopping=opts["early_stopping"],
+            out, monitor=task.monitor, early_stopping=opts["early_stopping"], prior_history=prior, record=epoch_history,
             extra=[*task.callbacks(out, run_data, opts), *callbacks],
         ),
         verbose=verbose,
     )
     train_seconds = time.time() - t0
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history = epoch_history.history if epoch_history.history else {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     io.write_json(history, out / "history.json")
+    write_csv_log(history, out / "training_log.csv")  # the whole run, also after a resume
     diverged = _divergence(net, history)
     if diverged:  # never reported as success: no model.keras, a metrics.json that says so, an error
         io.write_json({"diverged": True, "reason": diverged, "train_seconds": round(train_seconds, 2)}, out / "metrics.json")
@@ -348,6 +393,8 @@ def train(
     report = task.report(net, run_data, out)
     report["train_seconds"] = round(train_seconds, 2)
     report["epochs_run"] = len(history.get("loss", next(iter(history.values()), [])))
+    if resumed:
+        report["resumed_after_epoch"] = resumed
     io.write_json(report, out / "metrics.json")
     from kerasvk import plots
 
