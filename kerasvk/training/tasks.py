@@ -103,9 +103,6 @@ class Task:
     def default_optimizer_for(self, spec):
         return self.default_optimizer
 
-    def data_help(self, spec) -> str:
-        return "digits, digits_photo, patterns[:classes=5|10,count=N], folder:PATH, tfds:NAME"
-
     def check(self, spec, source, opts, transfer) -> None:
         """Cheap checks before anything is loaded, built or written."""
         for key, why in self.unsupported.items():
@@ -428,9 +425,6 @@ class AutoregressiveTask(Task):
         if spec.family not in kinds:
             raise ValueError(f"No data adapter for the autoregressive family {spec.family!r}. Known: {', '.join(kinds)}.")
         return kinds[spec.family]
-
-    def data_help(self, spec):
-        return {"text": self.TEXT, "audio": self.AUDIO, "images": super().data_help(spec)}[self.kind(spec)]
 
     def check(self, spec, source, opts, transfer):
         super().check(spec, source, opts, transfer)

@@ -352,7 +352,7 @@ def train(
         "fine_tune": fine_tune,
         "l2sp": l2sp,
         "precision": precision or "float32",
-        "strategy": getattr(dist, "__class__", type(None)).__name__ if dist is not None else "default",
+        "strategy": type(dist).__name__ if dist is not None else "default",
         "parameters": int(net.count_params()),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -364,7 +364,7 @@ def train(
     resumed, prior = resume_point(out)
     epoch_history = EpochHistory(out / "history.json", prior)
     t0 = time.time()
-    hist = net.fit(
+    net.fit(
         run_data.train.repeat() if opts["steps_per_epoch"] else run_data.train,
         validation_data=run_data.val,
         epochs=opts["epochs"],
@@ -377,7 +377,7 @@ def train(
         verbose=verbose,
     )
     train_seconds = time.time() - t0
-    history = epoch_history.history if epoch_history.history else {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history = epoch_history.history  # every epoch of the run, the resumed ones included
     io.write_json(history, out / "history.json")
     write_csv_log(history, out / "training_log.csv")  # the whole run, also after a resume
     diverged = _divergence(net, history)
