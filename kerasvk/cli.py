@@ -133,9 +133,11 @@ def run_info(args):
 DATA_HELP = (
     "images (classifiers, vae, cvae, dcgan, wgan_gp, pixelcnn): digits | digits_photo | "
     "patterns[:classes=5|10,count=N] | folder:PATH | tfds:NAME; text (gpt): pydoc | file:PATH; "
-    "audio (wavenet): audio. Default: digits (gpt: pydoc, wavenet: audio)"
+    "audio (wavenet): audio; boxes (detectors: yolo, ssd): shapes[:count=N,size=S,max_objects=K]. "
+    "Default: digits (gpt: pydoc, wavenet: audio, detectors: shapes)"
 )
-DEFAULT_DATA = {"gpt": "pydoc", "wavenet": "audio"}
+DEFAULT_DATA = {"gpt": "pydoc", "wavenet": "audio"}  # by family
+TASK_DATA = {"detection": "shapes"}  # by task
 
 
 def add_train(p):
@@ -155,7 +157,8 @@ def add_train(p):
     p.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE", help="stop after PATIENCE epochs without val_loss improvement")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of the progress bar")
     p.add_argument(
-        "--augment", help="light | standard | strong | none, plus overrides: e.g. standard,rotation=30,cutmix=1.0"
+        "--augment", help="classifiers: light | standard | strong | none, plus overrides: e.g. standard,rotation=30,cutmix=1.0; "
+        "detectors: flip | standard (box-aware flip + scale-jitter) | none"
     )
     p.add_argument(
         "--schedule",
@@ -208,6 +211,11 @@ def format_task_report(report) -> str:
 
     if "confusion_matrix" in report:
         return format_report(report)
+    if "per_class_AP" in report:  # a detector: COCO metrics and the per-class AP table
+        from kerasvk.evaluation.detection import format_detection_report
+
+        extra = {k: v for k, v in report.items() if k.startswith("test_") or k in ("inference_images_per_second",)}
+        return "\n".join([format_detection_report(report), *(f"{k}: {v:.4f}" for k, v in extra.items())])
     lines = []
     for k, v in report.items():
         if isinstance(v, float):
@@ -225,7 +233,7 @@ def run_train(args):
     from kerasvk.training.trainer import default_run_dir
 
     spec = get_spec(args.model)
-    data = args.data or DEFAULT_DATA.get(spec.family, "digits")
+    data = args.data or DEFAULT_DATA.get(spec.family) or TASK_DATA.get(spec.task, "digits")
     report = train(args.model, data, **train_kwargs(args))
     print(format_task_report(report))
     print(f"trained in {report['train_seconds']:.1f}s; run folder: {args.out or default_run_dir(args.model, data)}")
@@ -353,7 +361,7 @@ COMMANDS = {
     "list": (add_list, run_list, "list registered models"),
     "info": (add_info, run_info, "task, family, default input shape and parameter count of a model"),
     "train": (add_train, run_train, "train any registered model on a data source into a run folder"),
-    "evaluate": (add_evaluate, run_evaluate, "accuracy, per-class/macro P/R/F1, top-k, confusion matrix of a run"),
+    "evaluate": (add_evaluate, run_evaluate, "a run's test report: classifiers accuracy, P/R/F1, top-k, confusion matrix; detectors COCO mAP"),
     "predict": (add_predict, run_predict, "top-k classes of image files, or samples from a generator"),
     "export": (add_export, run_export, "export a run as a TF Serving SavedModel (BASE/NAME/VERSION)"),
     "check-export": (add_check_export, run_check_export, "load an export and compare it with its run's model"),

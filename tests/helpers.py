@@ -65,7 +65,8 @@ def check_model(name, tmp_path, *, export=True, train=True, **overrides):
 
     if train:
         compile_for_test(spec, model)
-        hist = model.fit(x, y, epochs=1, batch_size=len(y) if y is not None else 2, verbose=0)
+        n = len(x[0] if isinstance(x, (list, tuple)) else x)
+        hist = model.fit(x, y, epochs=1, batch_size=n, verbose=0)
         for k, v in hist.history.items():
             assert np.all(np.isfinite(v)), f"{name}: non-finite {k} after one step"
 
@@ -83,6 +84,9 @@ def check_model(name, tmp_path, *, export=True, train=True, **overrides):
         out_dir = export_model(model, base=tmp_path / "saved_models", name=name)
         loaded = tf.saved_model.load(str(out_dir))
         fn = loaded.signatures["serving_default"]
+        if spec.task == "detection":  # uint8 images in, the TF Object Detection API outputs out
+            check_detection_export(model, fn, x)
+            return model
         sig_names = list(fn.structured_input_signature[1])
         # a one-input signature names its input itself (classifiers: "images"); several keep the model's
         arg_names = sig_names if len(sig_names) == 1 else [t.name.split(":")[0] for t in model.inputs]
@@ -91,3 +95,21 @@ def check_model(name, tmp_path, *, export=True, train=True, **overrides):
         key = "probabilities" if "probabilities" in served else sorted(served)[0]
         np.testing.assert_allclose(served[key].numpy(), ref[0], atol=1e-5, rtol=1e-5)
     return model
+
+
+def check_detection_export(model, fn, images, atol=1e-4):
+    """The exported ``serving_default`` (uint8 images) gives ``model.detect``'s detections on the same pixels."""
+    import tensorflow as tf
+
+    pixels = np.round(np.asarray(images) * 255.0).astype("uint8")
+    served = {k: v.numpy() for k, v in fn(images=tf.constant(pixels)).items()}
+    ref = model.detect(pixels.astype("float32") / 255.0)
+    h, w = model.image_shape[:2]
+    np.testing.assert_array_equal(served["num_detections"], ref["num_detections"])
+    for i, n in enumerate(ref["num_detections"]):
+        yx = served["detection_boxes"][i, :n]
+        as_xyxy = np.stack([yx[:, 1] * w, yx[:, 0] * h, yx[:, 3] * w, yx[:, 2] * h], axis=-1)
+        np.testing.assert_allclose(as_xyxy, ref["boxes"][i, :n], atol=atol * max(h, w))
+        np.testing.assert_allclose(served["detection_scores"][i, :n], ref["scores"][i, :n], atol=atol)
+        np.testing.assert_array_equal(served["detection_classes"][i, :n], ref["classes"][i, :n])
+    return served

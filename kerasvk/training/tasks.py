@@ -10,6 +10,8 @@ classification image sources (digits, patterns, folder:...) accuracy, top-k, P/R
 generative     image sources (VAE, CVAE, DCGAN, WGAN-GP)    VAE: test −ELBO; GAN: D/G losses; samples.png
 autoregressive GPT: pydoc | file:PATH; WaveNet: audio;      held-out nats, bits per token/sample/dim,
                PixelCNN: image sources (quantised)          perplexity; samples.txt / .wav / .png
+detection      shapes[:count=N,...] (boxes, labels, masks)  COCO mAP@[.5:.95], @.5, @.75, S/M/L, per-class AP
+                                                            (pycocotools; + segm for masks); detections.png
 ============== ============================================ =============================================
 
 An adapter returns a :class:`RunData` (pipelines, the keyword arguments the model is built with, and the
@@ -128,6 +130,16 @@ class Task:
     def callbacks(self, out, run_data, opts) -> list:
         return []
 
+    def describe_augment(self, augment) -> str:
+        """What run.json records for ``augment`` (classifier presets are expanded to their operations)."""
+        if augment is None:
+            return "none"
+        from kerasvk.data.augment import Augmenter, describe, parse_augment
+
+        if isinstance(augment, Augmenter):
+            return describe(augment.config)
+        return describe(parse_augment(augment))
+
     def report(self, model, run_data, out) -> dict:
         raise NotImplementedError
 
@@ -156,6 +168,10 @@ class ClassificationTask(Task):
 
     def check(self, spec, source, opts, transfer):
         _check_image_source(source)
+        if isinstance(opts.get("augment"), (str, dict)):
+            from kerasvk.data.augment import parse_augment
+
+            parse_augment(opts["augment"])  # raises naming the presets and operations
         weights, fine_tune, l2sp = transfer["weights"], transfer["fine_tune"], transfer["l2sp"]
         if fine_tune is not None:
             parse_fine_tune(fine_tune)
@@ -557,10 +573,124 @@ class AutoregressiveTask(Task):
         return [f"wrote {num} samples to {path}"]
 
 
+# ---------------------------------------------------------------------------------------- detection
+class DetectionTask(Task):
+    """YOLO, SSD, Faster/Mask R-CNN on box data (``shapes`` or arrays): COCO metrics from pycocotools."""
+
+    name = "detection"
+    unsupported = {"label_smoothing": "detector class losses have their own targets",
+                   "channels": "detectors take RGB images"}
+    default_optimizer = "adamw"
+    monitor = "val_loss"
+
+    def check(self, spec, source, opts, transfer):
+        super().check(spec, source, opts, transfer)
+        from kerasvk.data.detection import check_augment, parse_detection_source
+
+        parse_detection_source(source)  # raises naming the allowed sources
+        check_augment(opts.get("augment"))  # raises naming the box-aware modes
+
+    def describe_augment(self, augment):
+        return "none" if augment is None else str(augment)
+
+    def _input_size(self, spec, opts, model_kwargs):
+        if opts.get("image_size") is not None:
+            return tuple(opts["image_size"])
+        shape = (model_kwargs or {}).get("input_shape") or spec.default_input_shape or (128, 128, 3)
+        return tuple(shape[:2])
+
+    def load(self, spec, source, opts, seed, model_kwargs):
+        from kerasvk.data.detection import load_detection
+
+        size = self._input_size(spec, opts, model_kwargs)
+        with_masks = bool(getattr(spec.builder, "uses_masks", False)) or spec.family == "mask_rcnn"
+        dd = load_detection(source, image_size=size, batch_size=opts["batch_size"], val_split=opts["val_split"],
+                            test_split=opts["test_split"], seed=seed, augment=opts["augment"], with_masks=with_masks)
+        return self._wrap(dd, source, opts, with_masks)
+
+    def load_from_config(self, config, source, opts):
+        from kerasvk.data.detection import load_detection
+
+        with_masks = bool(config.get("with_masks", False))
+        dd = load_detection(source, image_size=tuple(config["image_size"]), batch_size=opts["batch_size"],
+                            val_split=opts["val_split"], test_split=opts["test_split"], seed=config["seed"],
+                            with_masks=with_masks)
+        return self._wrap(dd, source, opts, with_masks)
+
+    def _wrap(self, dd, source, opts, with_masks):
+        config = {
+            "data": source if isinstance(source, str) else "arrays",
+            "image_size": list(dd.input_shape[:2]),
+            "channels": int(dd.input_shape[2]),
+            "val_split": opts["val_split"],
+            "test_split": opts["test_split"],
+            "class_names": list(dd.class_names),
+            "counts": dict(dd.counts),
+            "max_boxes": int(dd.max_boxes),
+            "with_masks": with_masks,
+        }
+        kw = {"input_shape": tuple(dd.input_shape), "num_classes": int(dd.num_classes), "class_names": list(dd.class_names)}
+        return RunData(dd.train, dd.val, dd.test, kw, config, _steps(dd.counts["train"], opts["batch_size"]),
+                       {"test_arrays": dd.test_arrays, "class_names": list(dd.class_names)})
+
+    def report(self, model, run_data, out):
+        import time
+
+        from kerasvk.evaluation.detection import coco_evaluate
+
+        arrays = run_data.extras["test_arrays"]
+        names = run_data.config["class_names"]
+        losses = model.evaluate(run_data.test, verbose=0, return_dict=True)
+        model.detect(arrays["images"][:2])  # traced once, so the timing below is inference only
+        t0 = time.perf_counter()
+        det = model.detect(arrays["images"])
+        seconds = time.perf_counter() - t0
+        gt = {k: arrays[k] for k in ("boxes", "labels", "masks") if k in arrays}
+        report = {f"test_{k}": float(v) for k, v in losses.items()}
+        report.update(coco_evaluate(gt, det, names, iou_type="bbox"))
+        if "masks" in det and "masks" in gt:
+            segm = coco_evaluate(gt, det, names, iou_type="segm")
+            report.update({f"segm_{k}": v for k, v in segm.items() if k not in ("num_images", "num_ground_truth")})
+        report["inference_images_per_second"] = round(len(arrays["images"]) / max(seconds, 1e-9), 1)
+        if out is not None:
+            from kerasvk import plots
+
+            n = min(16, len(arrays["images"]))
+            first = {k: v[:n] for k, v in det.items()}
+            plots.detection_grid(arrays["images"][:n], first, names, Path(out) / "plots" / "detections.png",
+                                 ground_truth={k: v[:n] for k, v in gt.items()},
+                                 title=f"{model.name}: predictions (solid) and ground truth (dashed)")
+            if "masks" in first:
+                plots.mask_grid(arrays["images"][:n], first, names, Path(out) / "plots" / "masks.png")
+        return report
+
+    def predict(self, model, config, files, out, *, top_k=3, num=16, seed=0, prompt=None):
+        from kerasvk import plots
+        from kerasvk.data.files import read_images
+
+        if not files:
+            raise ValueError("kerasvk predict on a detector needs image files: kerasvk predict RUN a.jpg b.png ...")
+        images = read_images(files, config["image_size"], 3)
+        det = model.detect(images)
+        names = config["class_names"]
+        lines = []
+        for i, f in enumerate(files):
+            found = [
+                f"{names[int(c)]} {float(s):.2f} [{', '.join(f'{v:.1f}' for v in b)}]"
+                for b, s, c in zip(det["boxes"][i], det["scores"][i], det["classes"][i])
+            ][: int(det["num_detections"][i])]
+            lines.append(f"{f}: " + ("; ".join(found) if found else "no detections"))
+        path = plots.detection_grid(images, det, names, Path(out) / "detections.png",
+                                    title=f"{model.name} detections (xyxy pixels at {config['image_size']})")
+        lines.append(f"wrote {path}")
+        return lines
+
+
 TASK_ADAPTERS = {
     "classification": ClassificationTask(),
     "generative": GenerativeTask(),
     "autoregressive": AutoregressiveTask(),
+    "detection": DetectionTask(),
 }
 
 

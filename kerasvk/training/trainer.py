@@ -114,11 +114,7 @@ def check_options(opts) -> dict:
         from kerasvk.training.schedules import parse_schedule
 
         parsed["schedule"] = parse_schedule(opts["schedule"])
-    if isinstance(opts["augment"], (str, dict)):
-        from kerasvk.data.augment import parse_augment
-
-        parse_augment(opts["augment"])  # raises naming the presets and operations
-    return parsed
+    return parsed  # the augment value is the task's to check (classifier presets, detection box-aware modes)
 
 
 def default_run_dir(model, data) -> Path:
@@ -346,7 +342,7 @@ def train(
         **run_data.config,
         "seed": seed,
         **{k: v for k, v in opts.items() if k not in run_data.config},
-        "augment": _describe_augment(opts["augment"]),
+        "augment": task.describe_augment(opts["augment"]),
         "steps_per_epoch": steps,
         "weights": None if weights is None else str(weights),
         "fine_tune": fine_tune,
@@ -419,16 +415,6 @@ def _divergence(model, history):
         if not np.all(np.isfinite(np.asarray(w))):
             return f"weight {w.path} is not finite"
     return None
-
-
-def _describe_augment(augment):
-    if augment is None:
-        return "none"
-    from kerasvk.data.augment import Augmenter, describe, parse_augment
-
-    if isinstance(augment, Augmenter):
-        return describe(augment.config)
-    return describe(parse_augment(augment))
 
 
 # ------------------------------------------------------------------------------------ using a run
