@@ -170,10 +170,15 @@ def export_model(
     import keras
 
     name = name or model.name
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*", name) or ".." in name:
         raise ValueError(
-            f"Export name may contain only letters, digits, '_', '-' and '.'. Received: name={name!r}"
+            "Export name may contain only letters, digits, '_', '-' and '.' (not first, no '..'), so it stays one "
+            f"folder under the base. Received: name={name!r}"
         )
+    if Path(base).exists() and not Path(base).is_dir():
+        raise ValueError(f"Export base {base} is an existing file; give a folder (TF Serving's base path).")
+    if (Path(base) / name).exists() and not (Path(base) / name).is_dir():
+        raise ValueError(f"{Path(base) / name} is an existing file; the model's versions need a folder there.")
     root = Path(base) / name
     root.mkdir(parents=True, exist_ok=True)
     if version is None:
