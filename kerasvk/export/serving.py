@@ -35,9 +35,13 @@ def example_inputs(model, specs) -> dict:
     import tensorflow as tf
 
     out = {}
+    # a signature that takes a count (sample(n, seed, labels)) gets batch inputs of that many rows
+    counts = [_COUNTS[s.name] for s in specs if s.name in _COUNTS and s.shape.rank == 0]
+    batch = counts[0] if counts else 1
     for spec in specs:
         name = spec.name
-        shape = [1 if d is None else d for d in spec.shape.as_list()] if spec.shape.rank is not None else []
+        dims = spec.shape.as_list() if spec.shape.rank is not None else []
+        shape = [(batch if i == 0 else 1) if d is None else d for i, d in enumerate(dims)]
         if spec.dtype == tf.string:
             if name == "image_bytes":
                 h, w, c = model.inputs[0].shape[1:]
