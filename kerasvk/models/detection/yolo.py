@@ -232,6 +232,15 @@ def _validate(input_shape, num_classes, backbone, backbone_kwargs, neck_width, n
     return tuple(int(d) for d in shape)
 
 
+def _as_config(value):
+    """``value`` as its ``.keras`` config will read back (tuples become lists), so configs compare equal."""
+    if isinstance(value, dict):
+        return {k: _as_config(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_config(v) for v in value]
+    return value
+
+
 def _head(features, num_classes, reg_max, width):
     """Decoupled per-level heads → ``(batch, points, 4·reg_max + num_classes)`` named ``predictions``."""
 
@@ -304,7 +313,8 @@ class YOLO(Detector, keras.Model):
         self.loss_weights = tuple(float(v) for v in loss_weights)
         self.points, self.point_strides = _grid_points(shape)
         self._hp = dict(
-            input_shape=shape, num_classes=self.num_classes, backbone=backbone, backbone_kwargs=backbone_kwargs,
+            input_shape=shape, num_classes=self.num_classes, backbone=backbone,
+            backbone_kwargs=_as_config(backbone_kwargs),
             neck_width=int(neck_width), neck_depth=int(neck_depth), neck_block=neck_block,
             head_width=int(head_width), reg_max=self.reg_max,
             class_names=None if class_names is None else [str(n) for n in class_names],
