@@ -168,6 +168,8 @@ def test_user_errors_are_clear():
     wrong = dict(det, classes=np.where(np.arange(5) == 0, 7, det["classes"]))
     with pytest.raises(ValueError, match=r"detection classes must be 0-based class indices in \[0, 3\)\. Received: class 7"):
         coco_evaluate(gt, wrong, NAMES)
+    with pytest.raises(ValueError, match=r"class_names must be distinct"):
+        coco_evaluate(gt, det, ["a", "b", "a"])
     with pytest.raises(ValueError, match=r"needs the key 'scores'"):
         coco_evaluate(gt, {k: v for k, v in det.items() if k != "scores"}, NAMES)
     with pytest.raises(ValueError, match=r"image_shape must match the masks' \(H, W\) = \(128, 128\)"):

@@ -56,6 +56,8 @@ def _check(ground_truth, detections, class_names, iou_type, image_shape):
     names = [str(n) for n in class_names] if class_names is not None and not isinstance(class_names, str) else []
     if not names:
         raise ValueError(f"class_names must be a non-empty list of names. Received: class_names={class_names!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"class_names must be distinct (the per-class APs are keyed by name). Received: {names}")
     num_classes = len(names)
 
     gt_boxes = _array(ground_truth, "boxes", "ground_truth", 3).astype("float64")
