@@ -125,8 +125,13 @@ def run_kerasvk(dd, args):
 
 def run_kerascv(dd, args):
     import keras
-    import keras_cv
     import tensorflow as tf
+
+    try:
+        import keras_cv
+    except ImportError as e:  # its row says so; kerasvk's still runs
+        raise RuntimeError(f"keras-cv is not importable here ({e}); install it in a separate venv: "
+                           "pip install -e '.[bench]'") from None
 
     keras.utils.set_random_seed(args.seed)
     backbone = keras_cv.models.YOLOV8Backbone(
