@@ -197,6 +197,32 @@ def test_report_text():
     assert [ln for ln in text.splitlines() if ln.startswith("circle")][0].split()[1:] == ["1.0000"] * 4
 
 
+def test_takes_the_contract_nms_output():
+    """What Detector.postprocess returns (base.non_max_suppression, per-class, padded with zeros) scores as COCO does."""
+    from kerasvk.models.detection.base import non_max_suppression
+
+    gt = _ground_truth()
+    n, m = gt["labels"].shape
+    boxes = np.concatenate([gt["boxes"], gt["boxes"] + 1.5], axis=1)  # each box and a near duplicate (IoU > 0.5)
+    scores = np.zeros((n, 2 * m, len(NAMES)), "float32")
+    for i, j in zip(*np.nonzero(gt["labels"] >= 0)):
+        scores[i, j, gt["labels"][i, j]] = 0.9
+        scores[i, m + j, gt["labels"][i, j]] = 0.6  # suppressed by NMS: no false positives left
+    det = {k: np.asarray(v) for k, v in non_max_suppression(boxes, scores, (H, W), max_detections=10).items()}
+    assert det["boxes"].shape == (n, 10, 4) and det["num_detections"].tolist() == [2, 2, 2, 0]
+    r = coco_evaluate(gt, det, NAMES)
+    assert r["mAP"] == pytest.approx(1.0) and r["num_detections"] == 6
+    undeduplicated = non_max_suppression(boxes, scores, (H, W), iou_threshold=1.0, max_detections=10)
+    r = coco_evaluate(gt, {k: np.asarray(v) for k, v in undeduplicated.items()}, NAMES)
+    # the 6 duplicates are false positives (each true box is already matched), but they score below every
+    # true positive, so they come after full recall in the ranking: AP, a rank measure, stays 1
+    assert r["num_detections"] == 12 and r["mAP"] == pytest.approx(1.0)
+    scores[:, m:] *= 1.6  # now they outrank the originals (0.96 > 0.9): every true box is matched by its duplicate
+    first = non_max_suppression(boxes, scores, (H, W), iou_threshold=1.0, max_detections=10)
+    r = coco_evaluate(gt, {k: np.asarray(v) for k, v in first.items()}, NAMES)
+    assert r["mAP_50"] == pytest.approx(1.0) and r["mAP"] < 0.9  # the 1.5 px shift fails the high IoU thresholds
+
+
 # ------------------------------------------------------------------------------------------ plots
 def _plot_inputs():
     images = np.zeros((3, 64, 64, 3), "float32")  # black, so drawn colours are easy to find
