@@ -289,9 +289,21 @@ def add_export(p):
     p.add_argument("--base", default="saved_models", help="TF Serving base path (default saved_models)")
     p.add_argument("--name", help="model name under the base path (default: the run's model name)")
     p.add_argument("--version", type=_positive_int, help="version number (default: next free integer)")
+    p.add_argument("--format", choices=("savedmodel", "litert"), default="savedmodel",
+                   help="savedmodel (TF Serving, default) | litert (classifiers: float32 + int8 .tflite files, "
+                   "calibrated on the run's training images and evaluated on its test split)")
+    p.add_argument("--out", help="litert: output folder (default RUN/litert)")
 
 
 def run_export(args):
+    if args.format == "litert":
+        from kerasvk.export.litert import export_run_litert
+
+        report = export_run_litert(args.run, args.out)
+        for q, f in report["files"].items():
+            print(f"{f['path']}: {f['size_bytes']} bytes, test accuracy {f['accuracy']:.4f} "
+                  f"(Keras {report['keras_accuracy']:.4f}, top-1 agreement {f['top1_agreement_with_keras']:.4f})")
+        return 0
     from kerasvk.training import export_run
 
     path = export_run(args.run, base=args.base, name=args.name, version=args.version)

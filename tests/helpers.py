@@ -83,6 +83,9 @@ def check_model(name, tmp_path, *, export=True, train=True, **overrides):
 
         out_dir = export_model(model, base=tmp_path / "saved_models", name=name)
         loaded = tf.saved_model.load(str(out_dir))
+        from kerasvk.export import check_export
+
+        check_export(out_dir)  # every signature runs on its warm-up request
         fn = loaded.signatures["serving_default"]
         if spec.task == "detection":  # uint8 images in, the TF Object Detection API outputs out
             check_detection_export(model, fn, x)

@@ -6,8 +6,9 @@ half-written version never appears where TF Serving (or ``check_export``) would 
 
 Signatures:
 
-- classifiers: ``serving_default(images)`` and ``serving_bytes(image_bytes)`` (encoded JPEG/PNG, decoded
-  and resized in the graph) → ``{probabilities, class_id, score, top_k_scores, top_k_ids[, class_name,
+- classifiers: ``serving_default(images)`` (float32 in [0, 1]), ``serving_uint8(images)`` (uint8 0..255,
+  scaled in the graph) and ``serving_bytes(image_bytes)`` (encoded JPEG/PNG, decoded and resized in the
+  graph) → ``{probabilities, class_id, score, top_k_scores, top_k_ids[, class_name,
   top_k_classes]}``;
 - other models: ``serving_default`` is the forward pass, its outputs named by the model's
   ``serving_output_names`` (e.g. the VAE's ``reconstruction, z_mean, z_log_var``);
@@ -90,7 +91,8 @@ def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False
     """Register the model's endpoints on a ``keras.export.ExportArchive``; return ``{name: input specs}``.
 
     A classifier gets ``serving_default(images)`` (float images in [0, 1]) and, when its input size is
-    fixed, ``serving_bytes(image_bytes)`` (encoded images, decoded and resized in the graph); both return
+    fixed, ``serving_uint8(images)`` (uint8 pixels) and ``serving_bytes(image_bytes)`` (encoded images,
+    decoded and resized in the graph); all return
     ``probabilities, class_id, score, top_k_scores, top_k_ids`` and, with ``class_names``,
     ``class_name, top_k_classes``.
     """
@@ -122,6 +124,13 @@ def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False
                 bytes_spec = [tf.TensorSpec((None,), tf.string, name="image_bytes")]
                 archive.add_endpoint("serving_bytes", serve_bytes, input_signature=bytes_spec)
                 names["serving_bytes"] = bytes_spec
+
+                def serve_uint8(images):  # the pixels as they come from a decoder or camera, / 255 in the graph
+                    return predict(tf.cast(images, image_spec.dtype) / 255.0)
+
+                uint8_spec = [tf.TensorSpec((None, h, w, c), tf.uint8, name="images")]
+                archive.add_endpoint("serving_uint8", serve_uint8, input_signature=uint8_spec)
+                names["serving_uint8"] = uint8_spec
 
         else:
 
@@ -161,10 +170,15 @@ def export_model(
     import keras
 
     name = name or model.name
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*", name) or ".." in name:
         raise ValueError(
-            f"Export name may contain only letters, digits, '_', '-' and '.'. Received: name={name!r}"
+            "Export name may contain only letters, digits, '_', '-' and '.' (not first, no '..'), so it stays one "
+            f"folder under the base. Received: name={name!r}"
         )
+    if Path(base).exists() and not Path(base).is_dir():
+        raise ValueError(f"Export base {base} is an existing file; give a folder (TF Serving's base path).")
+    if (Path(base) / name).exists() and not (Path(base) / name).is_dir():
+        raise ValueError(f"{Path(base) / name} is an existing file; the model's versions need a folder there.")
     root = Path(base) / name
     root.mkdir(parents=True, exist_ok=True)
     if version is None:

@@ -35,9 +35,13 @@ def example_inputs(model, specs) -> dict:
     import tensorflow as tf
 
     out = {}
+    # a signature that takes a count (sample(n, seed, labels)) gets batch inputs of that many rows
+    counts = [_COUNTS[s.name] for s in specs if s.name in _COUNTS and s.shape.rank == 0]
+    batch = counts[0] if counts else 1
     for spec in specs:
         name = spec.name
-        shape = [1 if d is None else d for d in spec.shape.as_list()] if spec.shape.rank is not None else []
+        dims = spec.shape.as_list() if spec.shape.rank is not None else []
+        shape = [(batch if i == 0 else 1) if d is None else d for i, d in enumerate(dims)]
         if spec.dtype == tf.string:
             if name == "image_bytes":
                 h, w, c = model.inputs[0].shape[1:]
@@ -108,3 +112,51 @@ def write_models_config(base) -> Path:
         for n in names
     )
     return io.write_text(base / "models.config", f"model_config_list {{\n{entries}}}\n")
+
+
+def rest_inputs(body, signature_inputs=None) -> tuple[str, dict]:
+    """``(signature name, {input: ndarray})`` of a TF Serving REST ``:predict`` body, decoded as Serving does.
+
+    ``body`` is the JSON text or dict a client sends: the row format ``{"instances": [...]}`` (one entry per
+    example; a dict per example for named inputs) or the columnar ``{"inputs": ...}``, with an optional
+    ``"signature_name"`` (default ``serving_default``); ``{"b64": "..."}`` values are base64-decoded to bytes.
+    ``signature_inputs`` (the input names of the signature) names a single unnamed input. Lets a client's
+    request be checked offline against an export (``tests/test_serving.py`` does so).
+    """
+    import base64
+    import json
+
+    if isinstance(body, (str, bytes)):
+        body = json.loads(body)
+    if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
+        raise ValueError('A REST predict body is a JSON object with exactly one of "instances" (rows) or "inputs" (columns).')
+
+    def decode(v):
+        if isinstance(v, dict) and set(v) == {"b64"}:
+            return base64.b64decode(v["b64"])
+        if isinstance(v, list):
+            return [decode(u) for u in v]
+        return v
+
+    def array(values):
+        values = decode(values)
+        flat = values
+        while isinstance(flat, list) and flat:
+            flat = flat[0]
+        return np.array(values, dtype=object) if isinstance(flat, bytes) else np.array(values)
+
+    signature = body.get("signature_name", "serving_default")
+    names = list(signature_inputs or [])
+    if "instances" in body:
+        rows = body["instances"]
+        if not isinstance(rows, list) or not rows:
+            raise ValueError('"instances" must be a non-empty list (one entry per example).')
+        if isinstance(rows[0], dict) and not (set(rows[0]) == {"b64"}):
+            return signature, {k: array([r[k] for r in rows]) for k in rows[0]}
+        if len(names) > 1:
+            raise ValueError(f"Signature {signature!r} has several inputs {names}: send one dict per instance.")
+        return signature, {(names[0] if names else "inputs"): array(rows)}
+    cols = body["inputs"]
+    if isinstance(cols, dict):
+        return signature, {k: array(v) for k, v in cols.items()}
+    return signature, {(names[0] if names else "inputs"): array(cols)}
