@@ -24,6 +24,7 @@ kerasvk's per class).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -45,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (both)")
     p.add_argument("--model", default="yolo", help="the kerasvk detector (a registered detection model)")
+    p.add_argument("--model-kwargs", type=json.loads, default={}, metavar="JSON",
+                   help='keyword arguments of kerasvk.build, e.g. \'{"backbone": "resnet18"}\'')
     p.add_argument("--kcv-channels", type=int, nargs=4, default=[32, 64, 128, 256], metavar="C",
                    help="YOLOV8Backbone stackwise_channels (default: the xs preset's)")
     p.add_argument("--kcv-depth", type=int, nargs=4, default=[1, 2, 2, 1], metavar="D",
@@ -115,7 +118,7 @@ def run_kerasvk(dd, args):
 
     keras.utils.set_random_seed(args.seed)
     model = kerasvk.build(args.model, input_shape=tuple(dd.input_shape), num_classes=int(dd.num_classes),
-                          class_names=list(dd.class_names))
+                          class_names=list(dd.class_names), **args.model_kwargs)
     model.compile(optimizer=keras.optimizers.AdamW(args.lr))
     steps = _steps(dd, args.batch_size)
     budget = _fit(model, dd.train, args, steps)
