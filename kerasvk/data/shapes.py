@@ -49,7 +49,8 @@ def _resolve_classes(classes):
     bad = [c for c in classes if c not in SHAPE_CLASSES]
     if not classes or bad or len(set(classes)) != len(classes):
         raise ValueError(
-            f"shapes: classes must be distinct names among {', '.join(SHAPE_CLASSES)}. Received: classes={classes!r}"
+            f"shapes: classes must be distinct names among {', '.join(SHAPE_CLASSES)}. "
+            f"Received: classes={classes!r}"
         )
     return classes
 
@@ -182,7 +183,8 @@ def _draw_image(canvas, kinds, n_objects, min_size, max_size, rng):
             if hidden.size:
                 counts = np.bincount(hidden, minlength=len(labels))
                 left = np.asarray(visible) - counts
-                if (left < np.maximum(MIN_VISIBLE_PIXELS, MIN_VISIBLE_FRACTION * np.asarray(full_area))).any():
+                need = np.maximum(MIN_VISIBLE_PIXELS, MIN_VISIBLE_FRACTION * np.asarray(full_area))
+                if (left < need).any():
                     continue  # it would hide too much of an earlier shape
                 visible = list(left)
             # a colour far from the local background (a 2-px margin around the shape's window)
@@ -229,20 +231,25 @@ def shapes(
         or len(image_size) != 2
         or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 16 for s in image_size)
     ):
-        raise ValueError(f"shapes: image_size must be (height, width) integers >= 16. Received: image_size={image_size!r}")
+        raise ValueError(
+            f"shapes: image_size must be (height, width) integers >= 16. Received: image_size={image_size!r}"
+        )
     h, w = int(image_size[0]), int(image_size[1])
     min_objects = _check_int("min_objects", min_objects, 0)
     max_objects = _check_int("max_objects", max_objects, 1)
     if max_objects < min_objects:
         raise ValueError(
-            f"shapes: max_objects must be >= min_objects. Received: min_objects={min_objects}, max_objects={max_objects}"
+            "shapes: max_objects must be >= min_objects. "
+            f"Received: min_objects={min_objects}, max_objects={max_objects}"
         )
     min_size = _check_int("min_size", min_size, 4)
     if max_size is None:
         max_size = max(min_size, int(0.5 * min(h, w)))
     max_size = _check_int("max_size", max_size, min_size)
     if max_size > min(h, w):
-        raise ValueError(f"shapes: max_size must be <= min(image_size)={min(h, w)}. Received: max_size={max_size}")
+        raise ValueError(
+            f"shapes: max_size must be <= min(image_size)={min(h, w)}. Received: max_size={max_size}"
+        )
     kinds = _resolve_classes(classes)
 
     rng = np.random.default_rng(seed)
