@@ -585,10 +585,13 @@ class DetectionTask(Task):
 
     def check(self, spec, source, opts, transfer):
         super().check(spec, source, opts, transfer)
-        from kerasvk.data.detection import check_augment, parse_detection_source
+        from kerasvk.data.detection import make_detection_augmenter, parse_detection_source
 
-        parse_detection_source(source)  # raises naming the allowed sources
-        check_augment(opts.get("augment"))  # raises naming the box-aware modes
+        if not isinstance(source, tuple):
+            parse_detection_source(source)  # raises naming the allowed sources
+        if opts.get("augment") == "none":
+            opts["augment"] = None
+        make_detection_augmenter(opts.get("augment"))  # raises naming the box-aware modes
 
     def describe_augment(self, augment):
         return "none" if augment is None else str(augment)

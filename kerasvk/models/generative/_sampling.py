@@ -28,6 +28,7 @@ class NextTokenModel:
 
     CONFIG_ATTRIBUTES: dict = {}
     MISSING_TARGETS = "fit needs integer targets."
+    serving_output_names = ("logits",)  # serving_default: next-token logits (unnormalised log-probabilities)
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}

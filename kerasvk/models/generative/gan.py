@@ -98,6 +98,7 @@ class GAN(keras.Model):
     """DCGAN: ``noise → images`` with an adversarial ``train_step``; see the module docstring."""
 
     default_d_steps = 1
+    serving_output_names = ("images",)  # serving_default: the generator's images of the given noise
 
     def __init__(
         self,
