@@ -151,6 +151,15 @@ def _head(x, channels, kind, name):
     return keras.layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv")(x)
 
 
+def _jsonable(value):
+    """Tuples as lists (what a ``.keras`` config reads back), so ``get_config`` round-trips exactly."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def _concat(parts, name):
     if len(parts) == 1:
         return keras.layers.Identity(name=name)(parts[0])
@@ -267,7 +276,7 @@ class SSD(Detector, keras.Model):
             num_classes=int(num_classes),
             class_names=self.class_names,
             backbone=backbone,
-            backbone_kwargs=backbone_kwargs,
+            backbone_kwargs=_jsonable(backbone_kwargs),
             levels=levels,
             extra_levels=int(extra_levels),
             extra_filters=int(extra_filters),
