@@ -239,7 +239,9 @@ class RunBackup(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir):
-        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=False, delete_checkpoint=True)
+        # kept after fit: the trainer removes it once model.keras and metrics.json are written, so a kill
+        # during those final writes still resumes (with nothing left to train) instead of starting over
+        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=False, delete_checkpoint=False)
         self.restored_epoch = 0
 
     def read_metadata(self):
@@ -273,6 +275,11 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             restore_seed_generator_states(self.model, meta["seed_states"])
         self.restored_epoch = int(meta["epoch"])
         self.model._initial_epoch = self.restored_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        losses = [(logs or {})[k] for k in _loss_keys(logs)]
+        if all(_is_finite(v) for v in losses) and weights_are_finite(self.model):
+            super().on_epoch_end(epoch, logs)  # a diverged epoch is never backed up
 
     def _save_model(self):
         from kerasvk.io import atomic_path, write_json

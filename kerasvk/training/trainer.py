@@ -23,6 +23,7 @@ file is written atomically through ``kerasvk.io``.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from pathlib import Path
 
@@ -469,6 +470,7 @@ def train(
         io.write_json({"diverged": True, "reason": diverged, "last_finite_checkpoint":
                        checkpoint.path if checkpoint.saved_epoch else None, "last_finite_epoch": checkpoint.saved_epoch,
                        "train_seconds": round(train_seconds, 2)}, out / "metrics.json")
+        shutil.rmtree(out / "backup", ignore_errors=True)  # the run is over; a rerun starts afresh
         lr = opts["lr"] if opts["lr"] is not None else "the model's own"
         raise TrainingDiverged(
             f"Training diverged {diverged}. Nothing was saved as {out / 'model.keras'}; {kept}. "
@@ -486,6 +488,7 @@ def train(
     from kerasvk import plots
 
     plots.history_curves(history, out / "plots" / "history.png", title=f"{model} on {config['data']}")
+    shutil.rmtree(out / "backup", ignore_errors=True)  # only now: a kill before this point still resumes
     return report
 
 
