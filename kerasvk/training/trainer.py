@@ -75,12 +75,22 @@ def resolve_train_options(model, **given) -> dict:
     return opts
 
 
-def _int_option(opts, key, minimum):
+INT_MAX = 2**31 - 1  # sizes, epochs and steps beyond int32 would fail deep inside TensorFlow
+MAX_IMAGE_SIZE = 4096
+
+
+def _int_option(opts, key, minimum, maximum=INT_MAX):
     v = opts[key]
     if v is None:
         return
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise ValueError(f"{key} must be an integer >= {minimum}. Received: {key}={v!r}")
+    if not isinstance(v, int) or isinstance(v, bool) or not minimum <= v <= maximum:
+        raise ValueError(f"{key} must be an integer >= {minimum} (at most {maximum}). Received: {key}={v!r}")
+
+
+def _finite_number(v) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def check_options(opts) -> dict:
@@ -96,15 +106,21 @@ def check_options(opts) -> dict:
     if opts["optimizer"] is not None and opts["optimizer"] not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {opts['optimizer']!r}. Allowed: {', '.join(OPTIMIZERS)}.")
     lr = opts["lr"]
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
-        raise ValueError(f"lr must be a positive number. Received: lr={lr!r}")
+    if lr is not None and not (_finite_number(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive (finite) number. Received: lr={lr!r}")
     ls = opts["label_smoothing"]
-    if not isinstance(ls, (int, float)) or not 0.0 <= ls < 1.0:
+    if not _finite_number(ls) or not 0.0 <= ls < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1). Received: {ls!r}")
-    if not isinstance(opts["l2"], (int, float)) or opts["l2"] < 0:
-        raise ValueError(f"l2 must be a number >= 0. Received: l2={opts['l2']!r}")
+    if not _finite_number(opts["l2"]) or opts["l2"] < 0:
+        raise ValueError(f"l2 must be a finite number >= 0. Received: l2={opts['l2']!r}")
+    size = opts.get("image_size")
+    if size is not None:
+        pair = tuple(size) if isinstance(size, (tuple, list)) else None
+        if (pair is None or len(pair) != 2 or any(isinstance(d, bool) or not isinstance(d, int) for d in pair)
+                or not all(1 <= d <= MAX_IMAGE_SIZE for d in pair)):
+            raise ValueError(f"image_size must be (height, width) integers in [1, {MAX_IMAGE_SIZE}]. Received: image_size={size!r}")
     for key in ("val_split", "test_split"):
-        if not isinstance(opts[key], (int, float)) or not 0.0 < opts[key] < 1.0:
+        if not _finite_number(opts[key]) or not 0.0 < opts[key] < 1.0:
             raise ValueError(f"{key} must be in (0, 1). Received: {key}={opts[key]!r}")
     if opts["val_split"] + opts["test_split"] >= 1.0:
         raise ValueError("val_split + test_split must be < 1 (something must be left to train on).")
@@ -125,9 +141,30 @@ def default_run_dir(model, data) -> Path:
 
 
 def check_out(out) -> Path:
+    """The run folder, checked without creating it: not a file, not under a file, and writable.
+
+    Writability is probed by making (and at once removing) a temporary folder in the nearest existing
+    ancestor, so also a read-only file system or a root-owned place is answered before any work.
+    """
+    import os
+    import tempfile
+
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        raise ValueError(f"out must be a folder path. Received: out={out!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is an existing file; give a folder (it is created if missing).")
+    ancestor = out
+    while not ancestor.exists():
+        if ancestor.is_symlink():
+            raise ValueError(f"--out {out}: {ancestor} is a dangling symlink.")
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"--out {out} cannot be created: {ancestor} is a file, not a folder.")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tmp-write-probe-", dir=ancestor))
+    except OSError as e:
+        raise ValueError(f"--out {out} is not writable: {ancestor}: {e.strerror or e}.") from None
     return out
 
 
@@ -351,10 +388,10 @@ def check_arrays(data) -> None:
         raise ValueError(f"images and labels differ in length: {len(x)} images, {len(y)} labels.")
     if y.dtype.kind == "f" and np.any(y != np.round(y)):
         i = int(np.flatnonzero(y != np.round(y))[0])
-        raise ValueError(f"labels must be integer class indices. Received: labels[{i}]={y[i]!r}")
+        raise ValueError(f"labels must be integer class indices. Received: labels[{i}]={float(y[i])!r}")
     if np.any(y < 0):
         i = int(np.flatnonzero(y < 0)[0])
-        raise ValueError(f"labels must be class indices >= 0. Received: labels[{i}]={y[i]!r}")
+        raise ValueError(f"labels must be class indices >= 0. Received: labels[{i}]={y[i].item()!r}")
 
 
 def train(
@@ -574,9 +611,20 @@ def evaluate_run(run, data=None, batch_size=None, write=True) -> dict:
 
 
 def export_run(run, base="saved_models", name=None, version=None) -> Path:
-    """Export a run's model to ``base/name/version`` with its task's serving signatures."""
+    """Export a run's model to ``base/name/version`` with its task's serving signatures.
+
+    ``name`` must be one plain path component (no ``/``, ``..`` or absolute path): nothing is written
+    outside ``base``.
+    """
     from kerasvk.export import export_model
 
+    if name is not None:
+        io.safe_name(name, "export name")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise ValueError(f"version must be a positive integer. Received: version={version!r}")
+    base_path = Path(base)
+    if base_path.exists() and not base_path.is_dir():
+        raise ValueError(f"The export base {base} is an existing file; give a folder (it is created if missing).")
     model, config = load_run_model(run)
     return export_model(model, base=base, name=name or config["model"], version=version, **_task_of(config).export_kwargs(config))
 
