@@ -340,7 +340,7 @@ def _archive_layers(path) -> set:
             config = json.loads(z.read("config.json"))
     except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(
-            f"{path} is not a valid .keras file (truncated or corrupt: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+            f"Cannot load {path}: not a valid .keras file (truncated or corrupt: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
             "Re-save the model, or use the run's checkpoints/ copy."
         ) from None
     names = set()

@@ -193,7 +193,7 @@ CLI_ROWS = [
     (["evaluate", "{F}/empty"], "run.json is missing"),
     (["evaluate", "{B}/no_model"], "model.keras is missing"),
     (["evaluate", "{B}/corrupt_json"], "Corrupt run configuration"),
-    (["evaluate", "{B}/truncated_model"], "is not a valid .keras file (truncated or corrupt"),
+    (["evaluate", "{B}/truncated_model"], "not a valid .keras file (truncated or corrupt"),
     (["evaluate", "{B}/lambda_model"], "contains a Lambda layer"),
     (["evaluate", "{RUN}", "--data", "nope"], "Unknown data source 'nope'"),
     (["predict", "{RUN}", "{F}/not.png"], "Cannot decode"),

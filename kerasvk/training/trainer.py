@@ -13,11 +13,20 @@ What differs by task (data, losses/metrics, report, sample files) is in ``tasks.
     metrics.json      the task's test-split report (+ train_seconds, epochs_run)
     model.keras       the trained model (loads with safe_mode=True)
     training_log.csv  CSVLogger output;  logs/  TensorBoard
-    checkpoints/      best.keras (by val_loss) or last.keras (GANs)
+    checkpoints/      best.keras (by val_loss) or last.keras (GANs): only epochs with finite losses/weights
     plots/            history.png and the task's figures (confusion matrix, samples, ...)
+    backup/           while training (and until model.keras and metrics.json exist): the resume point
 
 Nothing is created before every option, the data source and the model have been checked, and every
 file is written atomically through ``kerasvk.io``.
+
+A killed run, rerun with the same command and ``--out``, resumes bit-exact (on CPU, with the deterministic
+ops ``set_seed`` enables): ``RunBackup`` restores weights, optimizer state (schedule position) and every
+``SeedGenerator`` state after the last completed epoch; ``training_stream`` makes epoch ``e``'s batches
+(shuffle order, augmentation draws) a function of (seed, e) alone; the history and CSV continue. Not
+restored: ``EarlyStopping``'s patience counter and best weights (it starts counting again after a resume).
+A diverged run (non-finite loss or weights) raises ``TrainingDiverged`` naming the epoch and step and the
+last finite checkpoint, and saves no model.keras.
 """
 
 from __future__ import annotations
