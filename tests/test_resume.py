@@ -175,7 +175,7 @@ def test_resume_removes_stale_temporaries_and_never_backs_up_a_diverged_epoch(tm
     from kerasvk.training.trainer import TrainingDiverged
 
     blow_up = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 1e30 if epoch == 1 else lr)  # epoch 2 diverges
-    kw = dict(epochs=3, batch_size=16, verbose=0, model_kwargs={"dense_units": 8}, optimizer="sgd", lr=0.01)
+    kw = dict(epochs=2, batch_size=16, verbose=0, model_kwargs={"dense_units": 8}, optimizer="sgd", lr=0.01)
     with pytest.raises(TrainingDiverged) as err:
         train("simple_cnn", "patterns:classes=5,count=60", out=run, callbacks=[blow_up], **kw)
     msg = str(err.value)
