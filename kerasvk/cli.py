@@ -72,7 +72,7 @@ def _number(kind, ok, what):
 
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-_positive_float = _number(float, lambda v: v > 0, "a positive number")
+_positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a positive number")  # nan fails v > 0
 
 
 def _model_kwarg(text):
@@ -412,6 +412,11 @@ def main(argv=None) -> int:
             raise
         print(f"kerasvk: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
+    except OSError as e:  # a path the user gave that cannot be read or written: one line, never a traceback
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"kerasvk: error: {e.strerror or type(e).__name__}{where}", file=sys.stderr)
+        user = isinstance(e, (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError))
+        return 2 if user else 1
     except KeyboardInterrupt:
         print("kerasvk: interrupted", file=sys.stderr)
         return 130

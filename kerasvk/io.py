@@ -29,6 +29,8 @@ __all__ = [
     "save_figure",
     "save_model",
     "json_default",
+    "remove_stale_temporaries",
+    "safe_name",
 ]
 
 
@@ -163,3 +165,50 @@ def save_model(model, path) -> Path:
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
     return path
+
+
+def remove_stale_temporaries(folder, max_depth=2) -> list[Path]:
+    """Remove the ``.tmp-*``/``.old-*`` leftovers of writes killed mid-way under ``folder`` (to ``max_depth``).
+
+    A SIGKILL gives ``atomic_path``/``atomic_dir`` no chance to clean up; their temporaries are hidden
+    and never read, and this removes them when the same run folder is used again. Symlinks are not
+    followed. Returns what was removed.
+    """
+    folder = Path(folder)
+    removed = []
+
+    def walk(d, depth):
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            return
+        for e in entries:
+            if e.name.startswith((".tmp-", ".old-")) and not e.is_symlink():
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.unlink(e.path)
+                removed.append(Path(e.path))
+            elif depth < max_depth and e.is_dir(follow_symlinks=False):
+                walk(e.path, depth + 1)
+
+    if folder.is_dir():
+        walk(folder, 0)
+    return removed
+
+
+def safe_name(name, what="name") -> str:
+    """``name`` if it is one plain path component (no ``/``, ``\\``, ``..``, absolute path or NUL), else ``ValueError``.
+
+    For names the user gives that become folders under a base path (export names), so a write never
+    lands outside that base.
+    """
+    text = os.fspath(name) if isinstance(name, os.PathLike) else name
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{what} must be a non-empty string. Received: {what}={name!r}")
+    if text in (".", "..") or "/" in text or "\\" in text or "\0" in text or os.path.isabs(text):
+        raise ValueError(
+            f"{what} must be a plain name (letters, digits, '-', '_', '.'; no '/', '..' or absolute path), so "
+            f"nothing is written outside its base folder. Received: {what}={name!r}"
+        )
+    return text

@@ -330,11 +330,43 @@ def _weights_step(spec: ModelSpec, weights, kwargs: dict) -> Callable:
     )
 
 
+def _archive_layers(path) -> set:
+    """Class names of every layer in a ``.keras`` archive's config.json (ValueError if it is no archive)."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"Cannot load {path}: not a valid .keras file (truncated or corrupt: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+            "Re-save the model, or use the run's checkpoints/ copy."
+        ) from None
+    names = set()
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            if isinstance(obj.get("class_name"), str):
+                names.add(obj["class_name"])
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk(config)
+    return names
+
+
 def load_model(path, *, safe_mode=True, compile=True):
     """Load a ``.keras`` file of any kerasvk model in a fresh process.
 
     Custom classes (VAE, GAN, GPT, ...) and layers register with Keras when their modules import;
     this imports them all first, so ``keras.saving.load_model`` finds every class with ``safe_mode``.
+    With ``safe_mode=True`` (the default) a file containing a ``Lambda`` layer is refused before
+    anything is deserialized: a Lambda carries Python code that loading would run. A truncated or
+    corrupt file, a folder or a missing path raise ``ValueError``/``FileNotFoundError`` saying so.
     """
     import os
 
@@ -343,8 +375,20 @@ def load_model(path, *, safe_mode=True, compile=True):
     _load_all()
     import kerasvk.layers  # noqa: F401  (registers the shared layers)
 
+    if os.path.isdir(path):
+        hint = " It is a SavedModel export: use `kerasvk predict`/`check-export` on it." if os.path.isfile(
+            os.path.join(path, "saved_model.pb")) else ""
+        raise ValueError(f"{path} is a folder, not a .keras file.{hint}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No model file at {path} (expected a .keras file).")
+    layers = _archive_layers(path)
+    if safe_mode and "Lambda" in layers:
+        raise ValueError(
+            f"Refusing to load {path}: it contains a Lambda layer, i.e. Python code stored in the file. kerasvk "
+            "loads .keras files with safe_mode=True, which never runs code from a file (loading it could execute "
+            "anything); kerasvk's own models have no Lambda layers. Only if you trust where the file comes from, "
+            "load it with kerasvk.load_model(path, safe_mode=False)."
+        )
     try:
         return keras.saving.load_model(path, safe_mode=safe_mode, compile=compile)
     except Exception as e:

@@ -1,5 +1,15 @@
-"""Training callbacks shared by the recipes: a wall-time budget with a time-based LR schedule, and
-sample grids of a generative model during training.
+"""Training callbacks: the run folder's fault-tolerance set (backup with RNG state, finite-only
+checkpoints, a non-finite-loss stop that says where), a wall-time budget with a time-based LR schedule,
+and sample grids of a generative model during training.
+
+``RunBackup`` is keras' ``BackupAndRestore`` made whole for bit-exact resumes: besides the weights and
+optimizer state (which ``save_weights`` covers) it records every ``keras.random.SeedGenerator`` state of
+the model (dropout, VAE sampling, GAN noise — ``save_weights`` leaves those out) and the global seed
+generator, and it writes atomically (the weights file first, under a new name, then the metadata that
+names it), so a kill at any moment leaves a consistent backup. ``FiniteCheckpoint`` keeps the best (or
+last) epoch whose losses and weights are finite, written through ``kerasvk.io``. ``StopOnNonFinite``
+stops at the first batch whose loss (any ``*loss`` key, so GANs too) is NaN/Inf and remembers the epoch
+and step.
 
 ``TimeBudget`` stops training after ``seconds`` of wall time and, optionally (``peak_lr``), lays a linear
 warm-up + cosine learning rate over that *time* budget (the number of steps that fit depends on the
@@ -20,7 +30,22 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["TimeBudget", "SampleGridCallback"]
+__all__ = [
+    "TimeBudget",
+    "SampleGridCallback",
+    "EpochHistory",
+    "RunBackup",
+    "FiniteCheckpoint",
+    "StopOnNonFinite",
+    "KillAfterSteps",
+    "seed_generator_states",
+    "KILL_ENV",
+]
+
+# Test-only fault injection: ``KERASVK_TEST_SIGKILL_AFTER_STEPS=N`` makes ``kerasvk.training.train`` SIGKILL
+# its own process after the N-th training batch of this process (how the resume tests kill a run mid-epoch
+# at a deterministic point, without sleeps or timing races).
+KILL_ENV = "KERASVK_TEST_SIGKILL_AFTER_STEPS"
 
 STOP_CHECKS = ("batch", "epoch")
 
@@ -85,6 +110,23 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def mosaic(images, cols=8, gap=1):
+    """``(N, H, W, C)`` images in [0, 1] (or uint8) → one ``(rows·(H+gap)-gap, cols·(W+gap)-gap, C)`` image,
+    row-major, with ``gap`` pixels of white between cells (unused cells white too)."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    images = images.astype("float32") / (255.0 if images.dtype == np.uint8 else 1.0)
+    n, h, w, c = images.shape
+    cols = max(1, min(int(cols), n))
+    rows = -(-n // cols)
+    out = np.ones((rows * (h + gap) - gap, cols * (w + gap) - gap, c), "float32")
+    for i, img in enumerate(np.clip(images, 0.0, 1.0)):
+        r, k = divmod(i, cols)
+        out[r * (h + gap): r * (h + gap) + h, k * (w + gap): k * (w + gap) + w] = img
+    return out
+
+
 class SampleGridCallback(keras.callbacks.Callback):
     """Save a grid of images from the same fixed noise every ``every`` epochs: ``folder/prefix_epochNNN.png``.
 
@@ -119,12 +161,15 @@ class SampleGridCallback(keras.callbacks.Callback):
         from kerasvk.plots import image_grid
 
         path = os.path.join(self.folder, f"{self.prefix}_{tag}.png")
-        image_grid(self._images(), path, cols=self.cols, title=f"{self.model.name} {tag}")
+        # one tiled image in one axes: drawing 64 matplotlib axes per epoch cost seconds, this milliseconds
+        image_grid([mosaic(self._images(), self.cols)], path, cols=1, title=f"{self.model.name} {tag}",
+                   cell=max(1.4, 0.5 * self.cols))
         self.paths.append(path)
         return path
 
     def on_train_begin(self, logs=None):
-        if not self.paths:
+        # a resumed run (BackupAndRestore restored trained weights) keeps the untrained grid it already has
+        if not self.paths and not os.path.exists(os.path.join(self.folder, f"{self.prefix}_epoch000.png")):
             self.save("epoch000")
 
     def on_epoch_end(self, epoch, logs=None):
@@ -150,3 +195,191 @@ class EpochHistory(keras.callbacks.Callback):
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(float(v))
         write_json(self.history, self.path)
+
+
+# ------------------------------------------------------------------------------------ fault tolerance
+def _is_finite(value) -> bool:
+    try:
+        return bool(np.all(np.isfinite(np.asarray(value, dtype="float64"))))
+    except (TypeError, ValueError):
+        return True  # not a number (e.g. a string): nothing to check
+
+
+def _loss_keys(logs):
+    return [k for k in (logs or {}) if "loss" in k]
+
+
+def weights_are_finite(model) -> bool:
+    return all(np.all(np.isfinite(np.asarray(ops.convert_to_numpy(w)))) for w in model.weights)
+
+
+def _seed_generators(model):
+    """Every ``SeedGenerator`` of ``model`` (its layers', nested models' and its own), in a stable order."""
+    found, seen = [], set()
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for sg in getattr(layer, "_seed_generators", ()):
+            if id(sg) not in seen:
+                seen.add(id(sg))
+                found.append(sg)
+    from keras.src.backend.common import global_state
+
+    g = global_state.get_global_attribute("global_seed_generator")
+    if g is not None and id(g) not in seen:
+        found.append(g)
+    return found
+
+
+def seed_generator_states(model) -> list:
+    """``[(state variable path, [ints])]`` of every seed generator of ``model`` (see ``_seed_generators``)."""
+    return [(sg.state.path, [int(v) for v in np.asarray(ops.convert_to_numpy(sg.state)).ravel()])
+            for sg in _seed_generators(model)]
+
+
+def restore_seed_generator_states(model, states) -> None:
+    """Assign states recorded by ``seed_generator_states`` (same model: same generators in the same order)."""
+    gens = _seed_generators(model)
+    if len(gens) != len(states):
+        raise ValueError(
+            f"The backup records {len(states)} random-seed generators but the model has {len(gens)}: it was "
+            "made by a different model or configuration. Delete the run's backup/ folder to start over."
+        )
+    for sg, (_, values) in zip(gens, states):
+        sg.state.assign(np.asarray(values, dtype=np.asarray(ops.convert_to_numpy(sg.state)).dtype).reshape(sg.state.shape))
+
+
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` (end of every epoch) that also restores RNG state and never half-writes.
+
+    ``backup/training_metadata.json`` holds ``{"epoch", "batch", "weights", "seed_states"}``; ``weights``
+    names the file (``epochNNNN.weights.h5``: model weights and optimizer state) written, atomically,
+    *before* the metadata, and older weight files are removed only after. A kill during a backup so
+    leaves the previous complete backup in force. The data position is not stored here: the trainer
+    makes epoch ``e``'s batches a function of (seed, e) and skips to them on resume.
+    """
+
+    def __init__(self, backup_dir):
+        # kept after fit: the trainer removes it once model.keras and metrics.json are written, so a kill
+        # during those final writes still resumes (with nothing left to train) instead of starting over
+        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=False, delete_checkpoint=False)
+        self.restored_epoch = 0
+
+    def read_metadata(self):
+        import json
+
+        if not os.path.isfile(self._training_metadata_path):
+            return None
+        try:
+            with open(self._training_metadata_path) as f:
+                meta = json.load(f)
+            int(meta["epoch"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"The backup {self._training_metadata_path} is unreadable ({type(e).__name__}); delete "
+                f"{self.backup_dir} to start the run over."
+            ) from None
+        return meta
+
+    def on_train_begin(self, logs=None):
+        self._load_model()
+
+    def _load_model(self):
+        meta = self.read_metadata()
+        if meta is None:
+            return
+        weights = os.path.join(self.backup_dir, meta.get("weights", "latest.weights.h5"))
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(weights)
+        if "seed_states" in meta:
+            restore_seed_generator_states(self.model, meta["seed_states"])
+        self.restored_epoch = int(meta["epoch"])
+        self.model._initial_epoch = self.restored_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        losses = [(logs or {})[k] for k in _loss_keys(logs)]
+        if all(_is_finite(v) for v in losses) and weights_are_finite(self.model):
+            super().on_epoch_end(epoch, logs)  # a diverged epoch is never backed up
+
+    def _save_model(self):
+        from kerasvk.io import atomic_path, write_json
+
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch{self._current_epoch:04d}.weights.h5"
+        with atomic_path(os.path.join(self.backup_dir, name), suffix=".weights.h5") as tmp:
+            self.model.save_weights(str(tmp), overwrite=True)
+        write_json(
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name,
+             "seed_states": seed_generator_states(self.model)},
+            self._training_metadata_path,
+        )
+        for f in os.listdir(self.backup_dir):
+            if f.endswith(".weights.h5") and f != name and not f.startswith("."):
+                os.remove(os.path.join(self.backup_dir, f))
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """``TerminateOnNaN`` for every ``*loss`` key (GANs log ``d_loss``/``g_loss``), remembering where.
+
+    ``where``: ``(epoch, step, key, value)`` of the first non-finite batch loss (1-based epoch and step),
+    or None.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.where = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for key in _loss_keys(logs):
+            if not _is_finite(logs[key]):
+                if self.where is None:
+                    self.where = (self._epoch + 1, batch + 1, key, float(np.asarray(logs[key])))
+                self.model.stop_training = True
+                return
+
+
+class FiniteCheckpoint(keras.callbacks.Callback):
+    """Keep the best epoch by ``monitor`` (lower is better), or with ``monitor=None`` the last, as a
+    ``.keras`` file — only epochs whose losses and weights are all finite, written atomically.
+
+    ``best``: a resumed run's best ``monitor`` value so far (the new checkpoint must beat it).
+    ``saved_epoch``: the 1-based epoch the file holds (None: none written by this callback).
+    """
+
+    def __init__(self, path, monitor="val_loss", best=None, saved_epoch=None):
+        super().__init__()
+        self.path, self.monitor = str(path), monitor
+        self.best = float("inf") if best is None else float(best)
+        self.saved_epoch = saved_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        from kerasvk.io import save_model
+
+        logs = logs or {}
+        if not all(_is_finite(logs[k]) for k in _loss_keys(logs)) or not weights_are_finite(self.model):
+            return
+        if self.monitor is not None:
+            value = logs.get(self.monitor)
+            if value is None or not _is_finite(value) or not float(value) < self.best:
+                return
+            self.best = float(value)
+        save_model(self.model, self.path)
+        self.saved_epoch = epoch + 1
+
+
+class KillAfterSteps(keras.callbacks.Callback):
+    """Test-only: SIGKILL this process after its ``steps``-th training batch (see ``KILL_ENV``)."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps, self.seen = int(steps), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen >= self.steps:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)

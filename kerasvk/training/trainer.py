@@ -13,16 +13,26 @@ What differs by task (data, losses/metrics, report, sample files) is in ``tasks.
     metrics.json      the task's test-split report (+ train_seconds, epochs_run)
     model.keras       the trained model (loads with safe_mode=True)
     training_log.csv  CSVLogger output;  logs/  TensorBoard
-    checkpoints/      best.keras (by val_loss) or last.keras (GANs)
+    checkpoints/      best.keras (by val_loss) or last.keras (GANs): only epochs with finite losses/weights
     plots/            history.png and the task's figures (confusion matrix, samples, ...)
+    backup/           while training (and until model.keras and metrics.json exist): the resume point
 
 Nothing is created before every option, the data source and the model have been checked, and every
 file is written atomically through ``kerasvk.io``.
+
+A killed run, rerun with the same command and ``--out``, resumes bit-exact (on CPU, with the deterministic
+ops ``set_seed`` enables): ``RunBackup`` restores weights, optimizer state (schedule position) and every
+``SeedGenerator`` state after the last completed epoch; ``training_stream`` makes epoch ``e``'s batches
+(shuffle order, augmentation draws) a function of (seed, e) alone; the history and CSV continue. Not
+restored: ``EarlyStopping``'s patience counter and best weights (it starts counting again after a resume).
+A diverged run (non-finite loss or weights) raises ``TrainingDiverged`` naming the epoch and step and the
+last finite checkpoint, and saves no model.keras.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from pathlib import Path
 
@@ -74,12 +84,22 @@ def resolve_train_options(model, **given) -> dict:
     return opts
 
 
-def _int_option(opts, key, minimum):
+INT_MAX = 2**31 - 1  # sizes, epochs and steps beyond int32 would fail deep inside TensorFlow
+MAX_IMAGE_SIZE = 4096
+
+
+def _int_option(opts, key, minimum, maximum=INT_MAX):
     v = opts[key]
     if v is None:
         return
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise ValueError(f"{key} must be an integer >= {minimum}. Received: {key}={v!r}")
+    if not isinstance(v, int) or isinstance(v, bool) or not minimum <= v <= maximum:
+        raise ValueError(f"{key} must be an integer >= {minimum} (at most {maximum}). Received: {key}={v!r}")
+
+
+def _finite_number(v) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def check_options(opts) -> dict:
@@ -95,15 +115,21 @@ def check_options(opts) -> dict:
     if opts["optimizer"] is not None and opts["optimizer"] not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {opts['optimizer']!r}. Allowed: {', '.join(OPTIMIZERS)}.")
     lr = opts["lr"]
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
-        raise ValueError(f"lr must be a positive number. Received: lr={lr!r}")
+    if lr is not None and not (_finite_number(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive (finite) number. Received: lr={lr!r}")
     ls = opts["label_smoothing"]
-    if not isinstance(ls, (int, float)) or not 0.0 <= ls < 1.0:
+    if not _finite_number(ls) or not 0.0 <= ls < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1). Received: {ls!r}")
-    if not isinstance(opts["l2"], (int, float)) or opts["l2"] < 0:
-        raise ValueError(f"l2 must be a number >= 0. Received: l2={opts['l2']!r}")
+    if not _finite_number(opts["l2"]) or opts["l2"] < 0:
+        raise ValueError(f"l2 must be a finite number >= 0. Received: l2={opts['l2']!r}")
+    size = opts.get("image_size")
+    if size is not None:
+        pair = tuple(size) if isinstance(size, (tuple, list)) else None
+        if (pair is None or len(pair) != 2 or any(isinstance(d, bool) or not isinstance(d, int) for d in pair)
+                or not all(1 <= d <= MAX_IMAGE_SIZE for d in pair)):
+            raise ValueError(f"image_size must be (height, width) integers in [1, {MAX_IMAGE_SIZE}]. Received: image_size={size!r}")
     for key in ("val_split", "test_split"):
-        if not isinstance(opts[key], (int, float)) or not 0.0 < opts[key] < 1.0:
+        if not _finite_number(opts[key]) or not 0.0 < opts[key] < 1.0:
             raise ValueError(f"{key} must be in (0, 1). Received: {key}={opts[key]!r}")
     if opts["val_split"] + opts["test_split"] >= 1.0:
         raise ValueError("val_split + test_split must be < 1 (something must be left to train on).")
@@ -124,9 +150,30 @@ def default_run_dir(model, data) -> Path:
 
 
 def check_out(out) -> Path:
+    """The run folder, checked without creating it: not a file, not under a file, and writable.
+
+    Writability is probed by making (and at once removing) a temporary folder in the nearest existing
+    ancestor, so also a read-only file system or a root-owned place is answered before any work.
+    """
+    import os
+    import tempfile
+
+    if not isinstance(out, (str, os.PathLike)) or not str(out).strip():
+        raise ValueError(f"out must be a folder path. Received: out={out!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is an existing file; give a folder (it is created if missing).")
+    ancestor = out
+    while not ancestor.exists():
+        if ancestor.is_symlink():
+            raise ValueError(f"--out {out}: {ancestor} is a dangling symlink.")
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"--out {out} cannot be created: {ancestor} is a file, not a folder.")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tmp-write-probe-", dir=ancestor))
+    except OSError as e:
+        raise ValueError(f"--out {out} is not writable: {ancestor}: {e.strerror or e}.") from None
     return out
 
 
@@ -242,31 +289,41 @@ def write_csv_log(history, path) -> Path:
 
 
 def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, extra=(), prior_history=None, record=None):
-    """LR logger, TerminateOnNaN, ModelCheckpoint, BackupAndRestore, CSVLogger, TensorBoard (+ EarlyStopping).
+    """LR logger, the history record, StopOnNonFinite, FiniteCheckpoint, RunBackup, CSVLogger, TensorBoard
+    (+ EarlyStopping) — see ``kerasvk.training.callbacks``.
 
     ``prior_history``: the epochs a resumed run already did; the best checkpoint must beat their best.
     ``record``: the per-epoch history writer; it runs before the backup, so a backup never covers an
-    epoch the record lacks.
+    epoch the record lacks. ``KERASVK_TEST_SIGKILL_AFTER_STEPS`` (tests only) adds a callback that
+    SIGKILLs the process after that many training batches.
     """
+    import os
+
     import keras
 
+    from kerasvk.training.callbacks import KILL_ENV, FiniteCheckpoint, KillAfterSteps, RunBackup, StopOnNonFinite
     from kerasvk.training.schedules import LearningRateLogger
 
     out = Path(out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    seen = [v for v in (prior_history or {}).get(monitor or "", []) if v == v]
-    checkpoint = (
-        keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "best.keras"), monitor=monitor, save_best_only=True,
-                                        initial_value_threshold=min(seen) if seen else None)
-        if monitor
-        else keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras"))
-    )
+    prior_history = prior_history or {}
+    path = out / "checkpoints" / ("best.keras" if monitor else "last.keras")
+    best = saved_epoch = None
+    if path.is_file():  # a resumed run: what the file holds, from the record of the earlier epochs
+        if monitor:
+            seen = [(v, e) for e, v in enumerate(prior_history.get(monitor, []), 1) if v == v and abs(v) != float("inf")]
+            best, saved_epoch = min(seen) if seen else (None, None)
+        else:
+            losses = {k: v for k, v in prior_history.items() if "loss" in k}
+            n = min((len(v) for v in losses.values()), default=0)
+            finite = [e for e in range(1, n + 1) if all(abs(v[e - 1]) != float("inf") and v[e - 1] == v[e - 1] for v in losses.values())]
+            saved_epoch = finite[-1] if finite else None
     cbs = [
         LearningRateLogger(),  # first, so History/CSVLogger see logs["learning_rate"]
         *([record] if record is not None else []),
-        keras.callbacks.TerminateOnNaN(),
-        checkpoint,
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        StopOnNonFinite(),
+        FiniteCheckpoint(path, monitor=monitor, best=best, saved_epoch=saved_epoch),
+        RunBackup(out / "backup"),
         keras.callbacks.CSVLogger(str(out / "training_log.csv"), append=bool(prior_history)),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False, profile_batch=0),
     ]
@@ -275,7 +332,75 @@ def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, ext
             keras.callbacks.EarlyStopping(monitor=monitor or "loss", patience=int(early_stopping), restore_best_weights=True)
         )
     cbs.extend(extra)
+    if os.environ.get(KILL_ENV):
+        cbs.append(KillAfterSteps(int(os.environ[KILL_ENV])))
     return cbs
+
+
+def training_stream(train, steps_per_epoch=None, resumed_epochs=0):
+    """``(dataset, steps_per_epoch)`` for ``fit``: the same batches epoch by epoch, also after a resume.
+
+    BackupAndRestore restores weights, optimizer and (``RunBackup``) RNG state, but not where the data
+    stream was: a rerun's shuffle and augmentation would start again at epoch 1's order. So every epoch
+    is ``steps`` consecutive batches of one fixed stream, ``train.repeat()`` (a fresh process always makes
+    the same stream: seeded shuffle, seeded augmentation), and a run resumed after epoch ``k`` starts at
+    batch ``k · steps`` of it (``skip``: the skipped batches go through the input pipeline, not the model).
+    ``steps`` is ``steps_per_epoch``, else one pass (the dataset's cardinality). A dataset of unknown
+    length trains one pass per epoch as keras iterates it, and a resume first reads ``k`` whole passes.
+    """
+    steps = steps_per_epoch
+    if steps is None:
+        card = int(train.cardinality())
+        if card > 0:
+            steps = card
+    if steps is None:
+        for _ in range(int(resumed_epochs)):
+            for _ in train:
+                pass
+        return train, None
+    stream = train.repeat()
+    if resumed_epochs:
+        stream = stream.skip(int(resumed_epochs) * int(steps))
+    return stream, int(steps)
+
+
+def check_arrays(data) -> None:
+    """``data=(x, y)`` arrays: numeric, finite (the first NaN/Inf is named by index), integer labels >= 0."""
+    import numpy as np
+
+    if not isinstance(data, (tuple, list)):
+        return
+    if len(data) != 2:
+        raise ValueError(f"Array data must be a pair (images, labels). Received a {type(data).__name__} of {len(data)} items.")
+    for name, arr in zip(("images", "labels"), data):
+        try:
+            a = np.asarray(arr)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{name} must be a numeric array. Received: {type(arr).__name__} ({e})") from None
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be a numeric array. Received dtype {a.dtype}.")
+        if a.dtype.kind == "f":
+            bad = ~np.isfinite(a)
+            if bad.any():
+                idx = tuple(int(i) for i in np.argwhere(bad)[0])
+                what = "NaN" if np.isnan(a[idx]) else "Inf"
+                raise ValueError(f"{name} contains {what} at index {idx} (example {idx[0]}); "
+                                 "clean or drop the non-finite examples before training.")
+    x, y = np.asarray(data[0]), np.asarray(data[1])
+    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
+        raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C) with C = 1 or 3. Received: shape={x.shape}")
+    if len(x) == 0:
+        raise ValueError("images is empty: there is nothing to train on.")
+    if y.ndim != 1:
+        raise ValueError(f"labels must be a 1-D array of class indices. Received: shape={y.shape}")
+    if len(x) != len(y):
+        raise ValueError(f"images and labels differ in length: {len(x)} images, {len(y)} labels.")
+    if y.dtype.kind == "f" and np.any(y != np.round(y)):
+        i = int(np.flatnonzero(y != np.round(y))[0])
+        raise ValueError(f"labels must be integer class indices. Received: labels[{i}]={float(y[i])!r}")
+    if np.any(y < 0):
+        i = int(np.flatnonzero(y < 0)[0])
+        raise ValueError(f"labels must be class indices >= 0. Received: labels[{i}]={y[i].item()!r}")
 
 
 def train(
@@ -316,6 +441,7 @@ def train(
     if precision not in (None, *PRECISIONS):
         raise ValueError(f"Unknown precision {precision!r}. Allowed: {', '.join(PRECISIONS)}.")
     transfer = {"weights": weights, "fine_tune": fine_tune, "l2sp": l2sp}
+    check_arrays(data)
     task.check(spec, data, opts, transfer)
     out = check_out(out or default_run_dir(model, data))
     set_seed(seed)
@@ -352,36 +478,49 @@ def train(
         "parameters": int(net.count_params()),
     }
     out.mkdir(parents=True, exist_ok=True)
+    io.remove_stale_temporaries(out)  # what a killed write left behind (never where anything is read)
     io.write_json(config, out / "run.json")
 
-    # 4. fit (a rerun of a killed run resumes from its last completed epoch and continues its record)
-    from kerasvk.training.callbacks import EpochHistory
+    # 4. fit (a rerun of a killed run resumes from its last completed epoch and continues its record,
+    #    with the optimizer, RNG state and data position of that epoch: bit-exact on CPU)
+    from kerasvk.training.callbacks import EpochHistory, FiniteCheckpoint, StopOnNonFinite
 
     resumed, prior = resume_point(out)
     epoch_history = EpochHistory(out / "history.json", prior)
+    stream, fit_steps = training_stream(run_data.train, opts["steps_per_epoch"], resumed)
+    cbs = default_callbacks(
+        out, monitor=task.monitor, early_stopping=opts["early_stopping"], prior_history=prior, record=epoch_history,
+        extra=[*task.callbacks(out, run_data, opts), *callbacks],
+    )
     t0 = time.time()
     net.fit(
-        run_data.train.repeat() if opts["steps_per_epoch"] else run_data.train,
+        stream,
         validation_data=run_data.val,
         epochs=opts["epochs"],
-        steps_per_epoch=opts["steps_per_epoch"],
+        steps_per_epoch=fit_steps,
         shuffle=False,  # the pipelines shuffle themselves (keras ignores shuffle= for datasets, with a warning)
-        callbacks=default_callbacks(
-            out, monitor=task.monitor, early_stopping=opts["early_stopping"], prior_history=prior, record=epoch_history,
-            extra=[*task.callbacks(out, run_data, opts), *callbacks],
-        ),
+        callbacks=cbs,
         verbose=verbose,
     )
     train_seconds = time.time() - t0
     history = epoch_history.history  # every epoch of the run, the resumed ones included
     io.write_json(history, out / "history.json")
     write_csv_log(history, out / "training_log.csv")  # the whole run, also after a resume
-    diverged = _divergence(net, history)
+    stopper = next(c for c in cbs if isinstance(c, StopOnNonFinite))
+    checkpoint = next(c for c in cbs if isinstance(c, FiniteCheckpoint))
+    diverged = _divergence(net, history, stopper.where)
     if diverged:  # never reported as success: no model.keras, a metrics.json that says so, an error
-        io.write_json({"diverged": True, "reason": diverged, "train_seconds": round(train_seconds, 2)}, out / "metrics.json")
+        kept = (f"the last finite checkpoint is kept: {checkpoint.path} (epoch {checkpoint.saved_epoch})"
+                if checkpoint.saved_epoch and Path(checkpoint.path).is_file()
+                else "no epoch finished with finite losses, so there is no checkpoint to keep")
+        io.write_json({"diverged": True, "reason": diverged, "last_finite_checkpoint":
+                       checkpoint.path if checkpoint.saved_epoch else None, "last_finite_epoch": checkpoint.saved_epoch,
+                       "train_seconds": round(train_seconds, 2)}, out / "metrics.json")
+        shutil.rmtree(out / "backup", ignore_errors=True)  # the run is over; a rerun starts afresh
+        lr = opts["lr"] if opts["lr"] is not None else "the model's own"
         raise TrainingDiverged(
-            f"Training diverged: {diverged}. Nothing was saved as {out / 'model.keras'}; "
-            f"try a lower learning rate (it was {opts['lr']}) or gradient clipping."
+            f"Training diverged {diverged}. Nothing was saved as {out / 'model.keras'}; {kept}. "
+            f"Try a lower learning rate (it was {lr}) or gradient clipping."
         )
     io.save_model(net, out / "model.keras")
 
@@ -395,6 +534,7 @@ def train(
     from kerasvk import plots
 
     plots.history_curves(history, out / "plots" / "history.png", title=f"{model} on {config['data']}")
+    shutil.rmtree(out / "backup", ignore_errors=True)  # only now: a kill before this point still resumes
     return report
 
 
@@ -402,18 +542,26 @@ class TrainingDiverged(RuntimeError):
     """Training produced a non-finite loss or weights (the CLI prints it on one line and exits 1)."""
 
 
-def _divergence(model, history):
-    """Why the run diverged (a non-finite loss or weight), or None."""
+def _divergence(model, history, where=None):
+    """Where and why the run diverged (a non-finite loss or weight), or None.
+
+    ``where``: ``StopOnNonFinite.where`` — ``(epoch, step, key, value)`` of the first non-finite batch loss.
+    """
     import numpy as np
 
+    if where is not None:
+        epoch, step, key, value = where
+        return f"at epoch {epoch}, step {step}: {key} became {value}"
     for key, values in history.items():
-        if "loss" in key and any(not np.isfinite(v) for v in values):
-            return f"{key} became {values[-1] if not np.isfinite(values[-1]) else 'non-finite'}"
+        bad = [e for e, v in enumerate(values, 1) if not np.isfinite(v)]
+        if "loss" in key and bad:
+            return f"at epoch {bad[0]}: {key} became {values[bad[0] - 1]}"
     if getattr(model, "stop_training", False) and not history.get("loss"):
-        return "stopped by TerminateOnNaN before finishing an epoch"
+        return "in the first epoch: a non-finite loss stopped training"
     for w in model.weights:
         if not np.all(np.isfinite(np.asarray(w))):
-            return f"weight {w.path} is not finite"
+            n = len(next(iter(history.values()), []))
+            return f"by epoch {n}: weight {w.path} is not finite"
     return None
 
 
@@ -472,9 +620,20 @@ def evaluate_run(run, data=None, batch_size=None, write=True) -> dict:
 
 
 def export_run(run, base="saved_models", name=None, version=None) -> Path:
-    """Export a run's model to ``base/name/version`` with its task's serving signatures."""
+    """Export a run's model to ``base/name/version`` with its task's serving signatures.
+
+    ``name`` must be one plain path component (no ``/``, ``..`` or absolute path): nothing is written
+    outside ``base``.
+    """
     from kerasvk.export import export_model
 
+    if name is not None:
+        io.safe_name(name, "export name")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise ValueError(f"version must be a positive integer. Received: version={version!r}")
+    base_path = Path(base)
+    if base_path.exists() and not base_path.is_dir():
+        raise ValueError(f"The export base {base} is an existing file; give a folder (it is created if missing).")
     model, config = load_run_model(run)
     return export_model(model, base=base, name=name or config["model"], version=version, **_task_of(config).export_kwargs(config))
 

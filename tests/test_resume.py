@@ -1,0 +1,192 @@
+"""Fault tolerance: a SIGKILLed run resumes bit-exact, and a kill during a save never leaves a half file.
+
+The kills are deterministic: the training subprocess SIGKILLs itself after its N-th training batch
+(``KERASVK_TEST_SIGKILL_AFTER_STEPS``, a test-only hook of the trainer), and the save subprocesses kill
+themselves from inside the writer, halfway through the new file. No sleeps, no timing races.
+
+Each resume test: (1) ``kerasvk train ...`` in a subprocess, killed mid-epoch 2 of 2; (2) the same command
+rerun (in-process, through ``kerasvk.cli.main``) resumes it; (3) the same command uninterrupted into
+another folder. The final weights are equal bit for bit, history.json and training_log.csv equal.
+The lenet5 run uses one pass per epoch, standard augmentation and a seeded shuffle (data order and
+augmentation RNG are restored); the dcgan run uses ``--steps-per-epoch`` (epochs cut one stream of
+batches), two optimizers and the model's own noise SeedGenerators (RNG state in the backup).
+"""
+
+import io as _io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kerasvk.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RUNS = {
+    "lenet5": ["train", "lenet5", "--data", "patterns:classes=5,count=60", "--epochs", "2", "--batch-size", "16",
+               "--augment", "standard", "--quiet"],  # 42 training images: 3 batches per epoch
+    "dcgan": ["train", "dcgan", "--data", "digits", "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "16",
+              "--set", "g_filters=[8,4]", "--set", "d_filters=[4,8]", "--set", "latent_dim=4", "--quiet"],
+}
+KILL_AFTER = {"lenet5": 4, "dcgan": 3}  # the first step after epoch 1 (lenet5: 3 steps, dcgan: 2)
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.update(extra)
+    return env
+
+
+def _weights(path):
+    """Every array of a .keras file's weights (model and optimizer variables), by its h5 path."""
+    import h5py
+
+    with zipfile.ZipFile(path) as z, h5py.File(_io.BytesIO(z.read("model.weights.h5")), "r") as f:
+        out = {}
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(RUNS))
+def test_sigkilled_run_resumes_bit_exact(model, tmp_path, capsys):
+    argv = RUNS[model]
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "kerasvk.cli", *argv, "--out", str(killed)], stdout=log,
+                                stderr=subprocess.STDOUT, env=_env(KERASVK_TEST_SIGKILL_AFTER_STEPS=str(KILL_AFTER[model])),
+                                cwd=tmp_path)
+        try:
+            assert main([*argv, "--out", str(whole)]) == 0  # the reference, never interrupted (meanwhile)
+        finally:
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()[-2000:]
+    # killed in epoch 2: one epoch recorded and backed up, no model, no report
+    assert json.loads((killed / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert len(next(iter(json.loads((killed / "history.json").read_text()).values()))) == 1
+    assert not (killed / "model.keras").exists() and not (killed / "metrics.json").exists()
+
+    assert main([*argv, "--out", str(killed)]) == 0  # the same command again: resumes after epoch 1
+    capsys.readouterr()
+
+    a, b = _weights(killed / "model.keras"), _weights(whole / "model.keras")
+    assert sorted(a) == sorted(b) and any("optimizer" in k for k in a)
+    differ = [k for k in a if not np.array_equal(a[k], b[k])]
+    assert not differ, f"{len(differ)} of {len(a)} arrays differ, e.g. {differ[:3]}"
+    assert json.loads((killed / "history.json").read_text()) == json.loads((whole / "history.json").read_text())
+    assert (killed / "training_log.csv").read_text() == (whole / "training_log.csv").read_text()
+    resumed = json.loads((killed / "metrics.json").read_text())
+    assert resumed["resumed_after_epoch"] == 1 and resumed["epochs_run"] == 2
+    assert not (killed / "backup").exists() and not list(killed.glob(".tmp-*"))
+
+
+# --------------------------------------------------------------------------------- kill during a save
+SAVE_MODEL = textwrap.dedent("""
+    import os, signal, sys
+    from kerasvk import io
+
+    path, new = sys.argv[1], open(sys.argv[2], "rb").read()
+    class Model:  # writes a real .keras archive (made by keras in the parent) the way model.save streams it
+        def save(self, tmp):
+            with open(tmp, "wb") as f:
+                f.write(new[: len(new) // 2])  # half of the new archive reaches the disk
+                f.flush(); os.fsync(f.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+    io.save_model(Model(), path)
+""")
+
+WRITE_JSON = textwrap.dedent("""
+    import os, pathlib, signal, sys
+    from kerasvk import io
+
+    path = sys.argv[1]
+    io.write_json({"epoch": 1, "loss": [0.5]}, path)  # the previous, complete file
+    def write_text(self, text, encoding=None, errors=None, newline=None):
+        with open(self, "w", encoding=encoding) as f:
+            f.write(text[: len(text) // 2])  # half of the new JSON reaches the disk
+            f.flush(); os.fsync(f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    pathlib.Path.write_text = write_text
+    io.write_json({"epoch": 2, "loss": [0.5, 0.25], "padding": "x" * 10000}, path)
+""")
+
+
+def _killed(script, *args):
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, env=_env())
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    return proc
+
+
+def test_kill_during_model_save_keeps_the_previous_file(tmp_path):
+    """``io.save_model`` killed halfway through the new archive: the previous model.keras still loads.
+
+    The killed process imports no TensorFlow (fast): its model object streams the bytes of a real
+    ``.keras`` archive that keras wrote here, and is SIGKILLed after half of them.
+    """
+    import keras
+
+    from kerasvk import io
+    from kerasvk.registry import load_model
+
+    path = tmp_path / "run" / "model.keras"
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+    model.get_layer("d").set_weights([np.ones((3, 2), "float32"), np.ones(2, "float32")])
+    io.save_model(model, path)  # the previous, complete file: every weight 1
+    model.get_layer("d").set_weights([np.full((3, 2), 2, "float32"), np.full(2, 2, "float32")])
+    model.save(tmp_path / "new.keras")  # what the killed save was writing
+    _killed(SAVE_MODEL, path, str(tmp_path / "new.keras"))
+    (partial,) = [p for p in path.parent.iterdir() if p != path]
+    assert partial.name.startswith(".tmp-model-") and partial.stat().st_size < (tmp_path / "new.keras").stat().st_size
+    with pytest.raises(ValueError, match="Cannot load"):
+        load_model(partial)  # it really is a half archive: what a non-atomic save would have left in place
+    loaded = load_model(path)  # the previous file, intact
+    np.testing.assert_array_equal(loaded.get_layer("d").get_weights()[0], np.ones((3, 2), "float32"))
+    assert io.remove_stale_temporaries(path.parent) == [partial] and list(path.parent.iterdir()) == [path]
+
+
+def test_kill_during_json_write_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "history.json"
+    _killed(WRITE_JSON, path)
+    assert json.loads(path.read_text()) == {"epoch": 1, "loss": [0.5]}
+    (partial,) = [p for p in tmp_path.iterdir() if p != path]
+    assert partial.name.startswith(".tmp-history-")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(partial.read_text())  # half a JSON: what a non-atomic write would have left in place
+
+
+def test_resume_removes_stale_temporaries_and_never_backs_up_a_diverged_epoch(tmp_path, capsys):
+    """A rerun cleans what killed writes left; divergence names epoch/step and the last finite checkpoint."""
+    run = tmp_path / "div"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / ".tmp-history-abc.json").write_text("{")
+    (run / "checkpoints" / ".tmp-best-abc.keras").write_bytes(b"PK")
+    import keras
+
+    from kerasvk.training import train
+    from kerasvk.training.trainer import TrainingDiverged
+
+    blow_up = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 1e30 if epoch == 1 else lr)  # epoch 2 diverges
+    kw = dict(epochs=2, batch_size=16, verbose=0, model_kwargs={"dense_units": 8}, optimizer="sgd", lr=0.01)
+    with pytest.raises(TrainingDiverged) as err:
+        train("simple_cnn", "patterns:classes=5,count=60", out=run, callbacks=[blow_up], **kw)
+    msg = str(err.value)
+    assert "Training diverged at epoch 2, step 2: loss became nan" in msg
+    assert f"the last finite checkpoint is kept: {run / 'checkpoints' / 'best.keras'} (epoch 1)" in msg
+    assert "lower learning rate" in msg and "\n" not in msg
+    assert not (run / "model.keras").exists() and not (run / "backup").exists()
+    assert not list(run.glob(".tmp-*")) and not list((run / "checkpoints").glob(".tmp-*"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["diverged"] and metrics["last_finite_epoch"] == 1
+    from kerasvk.registry import load_model
+
+    best = load_model(run / "checkpoints" / "best.keras")
+    assert all(np.isfinite(w).all() for w in best.get_weights())
