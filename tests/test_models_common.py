@@ -14,7 +14,12 @@ for _n in kerasvk.list_models():
 _FULL = set(_FIRST_OF_FAMILY.values())
 
 
-@pytest.mark.parametrize("name", kerasvk.list_models())
+_HEAVY = set(kerasvk.list_models("detection"))  # a detector's full check traces its loss graph: minutes on 2 cores
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.heavy) if n in _HEAVY else n for n in kerasvk.list_models()]
+)
 def test_registered_model_roundtrips(name, tmp_path):
     full = name in _FULL
     check_model(name, tmp_path, train=full, export=full)

@@ -9,6 +9,8 @@ from kerasvk.models.detection.base import example_inputs
 from kerasvk.models.detection.ssd import SSD, hard_negative_mask
 from kerasvk.registry import get_spec
 
+pytestmark = pytest.mark.heavy  # beyond the default suite's 10-minute budget: `pytest -m heavy`
+
 TINY = get_spec("ssd").test_kwargs
 
 
