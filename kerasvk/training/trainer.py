@@ -459,6 +459,7 @@ def train(
             apply_weight_regularization(net, l2=opts["l2"])
         optimizer = make_optimizer(opts["optimizer"], learning_rate(opts, steps, parsed["schedule"])) if opts["optimizer"] else None
         task.compile(net, optimizer, opts)
+        build_before_fit(net, run_data.train.element_spec)
 
     # 3. the run folder
     config = {
@@ -536,6 +537,30 @@ def train(
     plots.history_curves(history, out / "plots" / "history.png", title=f"{model} on {config['data']}")
     shutil.rmtree(out / "backup", ignore_errors=True)  # only now: a kill before this point still resumes
     return report
+
+
+def build_before_fit(model, data_spec) -> None:
+    """Create the optimizer's and compiled metrics' variables before ``fit`` traces its train step.
+
+    Keras on TensorFlow defers this to the first trace of ``train_function`` unless a distribution
+    strategy is set (``TensorFlowTrainer._maybe_symbolic_build``); variables created inside a
+    ``tf.function``'s first trace make TensorFlow trace it a second time, so every first epoch paid two
+    traces of the whole forward + backward graph (measured: YOLO at 128×128 72.8 s → 32.5 s for the
+    first step, resnet18 at 32×32 13.6 s → 6.8 s). ``data_spec``: the training dataset's
+    ``element_spec`` (shapes only: nothing is computed). Models that cannot be built symbolically (a
+    custom ``call`` that needs real data) fall back to building just the optimizer; either way the
+    numbers ``fit`` computes are unchanged.
+    """
+    symbolic_build = getattr(model, "_symbolic_build", None)
+    if callable(symbolic_build):
+        try:
+            symbolic_build(data_batch=data_spec)
+            return
+        except Exception:  # noqa: BLE001 - fit builds it then, exactly as keras would have
+            pass
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built and model.built:
+        optimizer.build(model.trainable_variables)
 
 
 class TrainingDiverged(RuntimeError):
