@@ -25,10 +25,10 @@ from __future__ import annotations
 import keras
 
 from kerasvk.layers.blocks import conv_bn_act
+from kerasvk.models.detection.base import BN_MOMENTUM
 from kerasvk.registry import PYRAMID_LEVELS
 
 BLOCKS = ("c2f", "conv")
-BN_MOMENTUM = 0.97  # YOLOv5/v8 (torch momentum 0.03): BN statistics keep up with short training runs
 
 
 def _cba(x, filters, kernel_size, *, name, strides=1, activation="silu"):

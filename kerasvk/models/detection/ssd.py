@@ -34,8 +34,10 @@ from keras import ops
 from kerasvk.layers.blocks import conv_bn_act
 from kerasvk.models.detection import anchors as anchor_lib
 from kerasvk.models.detection.base import (
+    DEFAULT_BACKBONE_KWARGS,
     NMS_DEFAULTS,
     Detector,
+    set_batchnorm_momentum,
     check_nms_options,
     example_inputs,
 )
@@ -44,13 +46,6 @@ from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, get_spec
 HEADS = ("conv", "separable")
 NECKS = (None, "fpn")
 _DELTA_CLIP = math.log(1000.0 / 16.0)  # torchvision's bound on decoded log-size offsets
-# family options used when backbone_kwargs is None (small, fast backbones at 128×128 on a CPU)
-DEFAULT_BACKBONE_KWARGS = {
-    "resnet18": {"width_multiplier": 0.25},
-    "mobilenet_v2": {"alpha": 0.35},
-    "mobilenet_v3_small": {"alpha": 0.5},
-}
-
 
 def _is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -177,13 +172,13 @@ class SSD(Detector, keras.Model):
         class_names=None,
         backbone="resnet18",
         backbone_kwargs=None,
-        levels=("P3", "P4", "P5"),
-        extra_levels=2,
+        levels=("P2", "P3", "P4", "P5"),
+        extra_levels=1,
         extra_filters=128,
-        neck=None,
+        neck="fpn",
         neck_filters=64,
         head="conv",
-        min_scale=0.1,
+        min_scale=0.06,
         max_scale=0.6,
         anchor_sizes=None,
         aspect_ratios=(1.0, 2.0, 0.5),
@@ -250,6 +245,7 @@ class SSD(Detector, keras.Model):
             class_parts.append(keras.layers.Reshape((-1, num_classes + 1), name=f"{tag}_class_reshape")(c))
         outputs = {"boxes": _concat(box_parts, "boxes"), "classes": _concat(class_parts, "classes")}
         super().__init__(images, outputs, name=name, **kwargs)
+        set_batchnorm_momentum(self)
 
         self.backbone = features
         self.image_shape = shape
@@ -373,7 +369,7 @@ TRAIN_RECIPE = {
     "lr": 2e-3,
     "schedule": "cosine",
     "warmup": 1,
-    "augment": "standard",
+    "augment": "flip",
 }
 
 _TINY = {
@@ -381,8 +377,11 @@ _TINY = {
     "num_classes": 3,
     "backbone": "resnet18",
     "backbone_kwargs": {"width_multiplier": 0.125, "blocks_per_stage": (1, 1, 1, 1)},
+    "levels": ("P3", "P4", "P5"),
     "extra_levels": 1,
     "extra_filters": 16,
+    "neck": None,
+    "min_scale": 0.1,
 }
 
 
@@ -402,13 +401,13 @@ def ssd(
     class_names=None,
     backbone="resnet18",
     backbone_kwargs=None,
-    levels=("P3", "P4", "P5"),
-    extra_levels=2,
+    levels=("P2", "P3", "P4", "P5"),
+    extra_levels=1,
     extra_filters=128,
-    neck=None,
+    neck="fpn",
     neck_filters=64,
     head="conv",
-    min_scale=0.1,
+    min_scale=0.06,
     max_scale=0.6,
     anchor_sizes=None,
     aspect_ratios=(1.0, 2.0, 0.5),
@@ -422,5 +421,10 @@ def ssd(
     max_detections=NMS_DEFAULTS["max_detections"],
     name="ssd",
 ):
-    """SSD on a kerasvk backbone (default resnet18 at width 0.25, P3–P5 + 2 extra levels, 128×128)."""
+    """SSD on a kerasvk backbone (default resnet18 at width 0.25, FPN over P2–P5 + 1 extra level, 128×128).
+
+    Why P2 (stride 4) and ``min_scale`` 0.06: on ``shapes`` a quarter of the boxes are ≤ 11 px; with
+    default boxes from stride 8 only 67% of ground-truth boxes have an anchor at IoU ≥ 0.5 (39% of the
+    small ones) — the rest are matched only by the forced best anchor — against 96% (89%) with P2.
+    """
     return SSD(**locals())

@@ -17,7 +17,8 @@ Why this design:
   target, CIoU (``keras.utils.bounding_boxes.compute_ciou``) scores the decoded box. Loss weights
   7.5 (box) / 0.5 (class) / 1.5 (DFL) as in YOLOv8, each normalised by the sum of class targets.
 
-Graph: ``kerasvk.backbone(backbone)`` (any registered backbone; P3/P4/P5 at strides 8/16/32) →
+Graph: ``kerasvk.backbone(backbone)`` (any registered backbone; P3/P4/P5 at strides 8/16/32; default
+resnet18 at width 0.25, ``base.DEFAULT_BACKBONE_KWARGS``) →
 ``neck.pan_fpn`` (C2f blocks) → per level a decoupled head (box branch: two 3×3 conv–BN–SiLU + 1×1 to
 ``4·reg_max`` DFL logits; class branch: two 3×3 + 1×1 to ``num_classes`` sigmoid logits, bias prior
 −log((1 − 0.01) / 0.01)). The raw output ``predictions`` is ``(batch, points, 4·reg_max + num_classes)``,
@@ -27,7 +28,8 @@ points ordered level by level, row-major within a level (cell centres ``(i + 0.5
 
 The losses live in ``compute_loss`` (TAL runs there on padded targets, label −1 rows ignored; an image
 without boxes is all background), so the stock ``fit``/``evaluate`` train and score it and report
-``loss``, ``box_loss``, ``class_loss``, ``dfl_loss``.
+``loss``, ``box_loss``, ``class_loss``, ``dfl_loss``. Every BatchNormalization layer, the backbone's
+included, uses momentum 0.97 (``base.BN_MOMENTUM``), so inference-mode statistics keep up in short runs.
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ import numpy as np
 from keras import ops
 
 from kerasvk.models.detection.base import (
+    DEFAULT_BACKBONE_KWARGS,
     NMS_DEFAULTS,
     PAD_LABEL,
     Detector,
     check_nms_options,
     example_inputs,
+    set_batchnorm_momentum,
 )
 from kerasvk.models.detection.neck import BLOCKS, BN_MOMENTUM, pan_fpn
 from kerasvk.registry import PYRAMID_LEVELS, get_spec, variant
@@ -295,12 +299,13 @@ class YOLO(Detector, keras.Model):
         shape = _validate(input_shape, num_classes, backbone, backbone_kwargs, neck_width, neck_depth, neck_block,
                           head_width, reg_max, class_names, score_threshold, iou_threshold, max_detections, topk,
                           alpha, beta, loss_weights)
-        backbone_kwargs = dict(backbone_kwargs or {})
+        backbone_kwargs = dict(DEFAULT_BACKBONE_KWARGS.get(backbone, {}) if backbone_kwargs is None else backbone_kwargs)
         features_model = build_backbone(backbone, input_shape=shape, levels=LEVELS, **backbone_kwargs)
         images = keras.Input(shape, name="images")
         features = pan_fpn(features_model(images), width=int(neck_width), depth=int(neck_depth), block=neck_block)
         outputs = _head(features, int(num_classes), int(reg_max), int(head_width))
         super().__init__(images, outputs, name=name, **kwargs)
+        set_batchnorm_momentum(self)
         self.backbone = features_model
         self.image_shape = shape
         self.num_classes = int(num_classes)
@@ -418,5 +423,5 @@ yolo = variant(
     test_kwargs=_TINY,
     example_inputs=example_inputs,
     train_defaults={"epochs": 30, "batch_size": 32, "lr": 2e-3, "optimizer": "adamw", "schedule": "cosine",
-                    "warmup": 1, "augment": None},
+                    "warmup": 1, "augment": "flip"},
 )
