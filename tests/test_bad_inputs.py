@@ -25,8 +25,6 @@ import pytest
 
 from kerasvk.cli import main
 
-pytestmark = pytest.mark.heavy  # beyond the default suite's 10-minute budget: `pytest -m heavy`
-
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 BIG = "99999999999999999999"  # overflows int64

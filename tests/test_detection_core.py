@@ -6,8 +6,6 @@ import pytest
 from kerasvk.models.detection import anchors as A
 from kerasvk.models.detection.base import non_max_suppression
 
-pytestmark = pytest.mark.heavy  # beyond the default suite's 10-minute budget: `pytest -m heavy`
-
 
 def np_(x):
     import keras

@@ -7,8 +7,6 @@ import pytest
 
 from kerasvk.models.detection.base import DETECTION_OUTPUTS
 
-pytestmark = pytest.mark.heavy  # beyond the default suite's 10-minute budget: `pytest -m heavy`
-
 TINY = {"backbone_kwargs": {"width_multiplier": 0.125, "blocks_per_stage": [1, 1, 1, 1]},
         "neck_width": 8, "head_width": 8, "reg_max": 8}
 

@@ -16,8 +16,6 @@ from hypothesis import strategies as st
 
 import kerasvk
 
-pytestmark = pytest.mark.heavy  # beyond the default suite's 10-minute budget: `pytest -m heavy`
-
 SETTINGS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 
 

@@ -27,8 +27,6 @@ import pytest
 
 from kerasvk.cli import main
 
-pytestmark = pytest.mark.heavy  # beyond the default suite's 10-minute budget: `pytest -m heavy`
-
 ROOT = Path(__file__).resolve().parents[1]
 
 RUNS = {

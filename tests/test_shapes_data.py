@@ -13,8 +13,6 @@ from kerasvk.data.detection import (
 )
 from kerasvk.data.shapes import MIN_VISIBLE_PIXELS, SHAPE_CLASSES, SMALL_SIZE, shapes
 
-pytestmark = pytest.mark.heavy  # beyond the default suite's 10-minute budget: `pytest -m heavy`
-
 H = W = 64
 
 

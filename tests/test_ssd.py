@@ -9,8 +9,6 @@ from kerasvk.models.detection.base import example_inputs
 from kerasvk.models.detection.ssd import SSD, hard_negative_mask
 from kerasvk.registry import get_spec
 
-pytestmark = pytest.mark.heavy  # beyond the default suite's 10-minute budget: `pytest -m heavy`
-
 TINY = get_spec("ssd").test_kwargs
 
 
@@ -67,6 +65,7 @@ def trained():
     model = kerasvk.build("ssd", **TINY)
     x, y = example_inputs(model, batch_size=4, seed=3)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.optimizer.build(model.trainable_variables)  # built outside the traced step: traced once, not twice
     hist = model.fit(x, y, epochs=30, batch_size=4, verbose=0).history
     return model, x, y, hist
 

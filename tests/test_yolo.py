@@ -11,8 +11,6 @@ from kerasvk.models.detection.base import example_inputs
 from kerasvk.models.detection.neck import feature_pyramid, fpn, pan_fpn
 from kerasvk.registry import get_spec
 
-pytestmark = pytest.mark.heavy  # beyond the default suite's 10-minute budget: `pytest -m heavy`
-
 TINY = get_spec("yolo").test_kwargs
 
 

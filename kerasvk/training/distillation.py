@@ -141,6 +141,9 @@ def compile_distiller(distiller, optimizer="adam"):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    from kerasvk.training.trainer import build_optimizer
+
+    build_optimizer(distiller)  # the first train step is traced once, not twice
     return distiller
 
 

@@ -289,6 +289,9 @@ def fit_dann(model, source, target, *, epochs=10, optimizer=None, validation_dat
         raise ValueError("fit_dann: the source pipeline must be finite with a known number of batches.")
     model.ramp_steps = max(1, steps * int(epochs))
     model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3))
+    from kerasvk.training.trainer import build_optimizer
+
+    build_optimizer(model)  # the first train step is traced once, not twice
     return model.fit(
         dann_dataset(source, target), epochs=epochs, validation_data=validation_data, callbacks=callbacks, verbose=verbose
     )

@@ -30,6 +30,9 @@ def train_feature_classifier(
     clf.compile(
         optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
+    from kerasvk.training.trainer import build_optimizer
+
+    build_optimizer(clf)  # the first train step is traced once, not twice
     clf.fit(data.train, validation_data=data.val, epochs=epochs, verbose=verbose)
     acc = float(clf.evaluate(data.test, verbose=0, return_dict=True)["accuracy"])
     name = source.split(":")[0] if isinstance(source, str) else "arrays"
