@@ -93,8 +93,8 @@ def test_detect_returns_padded_outputs(tiny):
 
 
 def test_keras_round_trip_equal_outputs_and_config(tmp_path):
-    model = kerasvk.build("ssd", **TINY, class_names=["a", "b", "c"], neck="fpn", head="separable",
-                          neck_filters=16, score_threshold=0.2)
+    model = kerasvk.build("ssd", **{**TINY, "class_names": ["a", "b", "c"], "neck": "fpn", "head": "separable",
+                                    "neck_filters": 16, "score_threshold": 0.2})
     x, _ = example_inputs(model, batch_size=2)
     path = tmp_path / "ssd.keras"
     model.save(path)
