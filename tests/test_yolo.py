@@ -238,6 +238,22 @@ def test_config_roundtrip_of_options():
     assert tuple(again.output.shape) == (None, 84, 4 * 6 + 3)
 
 
+def test_p2_levels_add_the_stride_4_grid_and_round_trip():
+    """``levels=("P2", ..., "P5")`` (YOLOv8-p2): a stride-4 grid before the default three, in the same order."""
+    model = tiny(levels=["P4", "P2", "P3", "P5"])  # any order in, fine to coarse out
+    assert model.levels == ("P2", "P3", "P4", "P5") and model.strides == (4, 8, 16, 32)
+    assert tuple(model.output.shape) == (None, 16 * 16 + 84, 4 * 8 + 3)
+    points, strides = Y._grid_points((64, 64, 3), model.strides)
+    np.testing.assert_array_equal(model.points, points)
+    np.testing.assert_array_equal(points[:2], [[2, 2], [6, 2]])
+    np.testing.assert_array_equal(points[256:], Y._grid_points((64, 64, 3))[0])  # then P3-P5 as before
+    again = Y.YOLO.from_config(model.get_config())
+    assert again.get_config() == model.get_config() and again.get_config()["levels"] == ["P2", "P3", "P4", "P5"]
+    x, _ = example_inputs(model, batch_size=1)
+    np.testing.assert_allclose(np.asarray(again(x)).shape, np.asarray(model(x)).shape)
+    assert tiny(levels=("P3", "P4")).strides == (8, 16)  # a 2-level model: input a multiple of 16 suffices
+
+
 def test_other_backbone():
     model = tiny(backbone="mobilenet_v3_small", backbone_kwargs={"alpha": 0.25})
     x, _ = example_inputs(model, batch_size=1)
@@ -258,6 +274,11 @@ BAD_ARGUMENTS = [
     ({"iou_threshold": 2.0}, "iou_threshold must be"),
     ({"loss_weights": (1.0, 2.0)}, "three numbers"),
     ({"backbone_kwargs": {"nope": 1}}, "does not take argument"),
+    ({"levels": ("P2", "P4")}, "consecutive pyramid levels"),
+    ({"levels": ("P6",)}, "consecutive pyramid levels"),
+    ({"levels": ()}, "consecutive pyramid levels"),
+    ({"levels": ("P3", "P4", "P5"), "input_shape": (48, 48, 3)}, "multiples of its largest stride, 32"),
+    ({"backbone": "resnet20", "backbone_kwargs": None, "levels": ("P3", "P4", "P5")}, "pyramid levels P3, P4, P5"),
 ]
 
 

@@ -17,7 +17,11 @@ Why this design:
   target, CIoU (``keras.utils.bounding_boxes.compute_ciou``) scores the decoded box. Loss weights
   7.5 (box) / 0.5 (class) / 1.5 (DFL) as in YOLOv8, each normalised by the sum of class targets.
 
-Graph: ``kerasvk.backbone(backbone)`` (any registered backbone; P3/P4/P5 at strides 8/16/32; default
+- **Levels** ``P3–P5`` (strides 8/16/32) by default, as YOLOv8; ``levels=("P2", "P3", "P4", "P5")`` adds the
+  stride-4 level of Ultralytics' ``yolov8-p2``: on ``shapes`` at 128×128, 41% of the boxes hold at most two
+  stride-8 cell centres (a ≤ 11 px object gets one or two candidate points), against 5% at stride 4.
+
+Graph: ``kerasvk.backbone(backbone)`` (any registered backbone; ``levels``, default P3/P4/P5; default
 resnet18 at width 0.25, ``base.DEFAULT_BACKBONE_KWARGS``) →
 ``neck.pan_fpn`` (C2f blocks) → per level a decoupled head (box branch: two 3×3 conv–BN–SiLU + 1×1 to
 ``4·reg_max`` DFL logits; class branch: two 3×3 + 1×1 to ``num_classes`` sigmoid logits, bias prior
@@ -53,7 +57,7 @@ from kerasvk.models.detection.neck import BLOCKS, BN_MOMENTUM, pan_fpn
 from kerasvk.registry import PYRAMID_LEVELS, get_spec, variant
 from kerasvk.registry import backbone as build_backbone
 
-LEVELS = ("P3", "P4", "P5")
+LEVELS = ("P3", "P4", "P5")  # the default levels (YOLOv8); ("P2", ..., "P5") is YOLOv8-p2 for small objects
 STRIDES = tuple(PYRAMID_LEVELS[lvl] for lvl in LEVELS)  # 8, 16, 32
 CLASS_PRIOR = 0.01  # initial foreground probability of the class logits (RetinaNet's prior)
 EPS = 1e-9
@@ -190,10 +194,29 @@ def _check_int(name, value, minimum):
         raise ValueError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
 
 
+def _check_levels(levels):
+    """``levels`` as a tuple of consecutive pyramid levels, fine to coarse (e.g. P3-P5, or P2-P5)."""
+    lv = tuple(levels) if isinstance(levels, (list, tuple)) else None
+    names = list(PYRAMID_LEVELS)
+    ok = bool(lv) and all(isinstance(v, str) and v in PYRAMID_LEVELS for v in lv) and len(set(lv)) == len(lv)
+    if ok:
+        lv = tuple(sorted(lv, key=PYRAMID_LEVELS.get))
+        idx = [names.index(v) for v in lv]
+        ok = idx == list(range(idx[0], idx[0] + len(idx)))
+    if not ok:
+        raise ValueError(
+            f"YOLO levels must be consecutive pyramid levels among {', '.join(names)}, e.g. ('P3', 'P4', 'P5') "
+            f"or ('P2', 'P3', 'P4', 'P5'). Received: levels={levels!r}"
+        )
+    return lv
+
+
 def _validate(input_shape, num_classes, backbone, backbone_kwargs, neck_width, neck_depth, neck_block, head_width,
-              reg_max, class_names, score_threshold, iou_threshold, max_detections, topk, alpha, beta, loss_weights):
+              reg_max, class_names, score_threshold, iou_threshold, max_detections, topk, alpha, beta, loss_weights,
+              levels=LEVELS):
     shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None
-    largest = STRIDES[-1]
+    levels = _check_levels(levels)
+    largest = PYRAMID_LEVELS[levels[-1]]
     if (shape is None or len(shape) != 3 or any(isinstance(d, bool) or not isinstance(d, (int, np.integer))
                                                 for d in shape) or shape[2] < 1):
         raise ValueError(f"YOLO input_shape must be (height, width, channels) of ints. Received: input_shape={input_shape!r}")
@@ -204,9 +227,9 @@ def _validate(input_shape, num_classes, backbone, backbone_kwargs, neck_width, n
         )
     _check_int("num_classes", num_classes, 1)
     spec = get_spec(backbone)  # ValueError naming the registered models for an unknown name
-    if not set(LEVELS) <= set(spec.pyramid_levels):
+    if not set(levels) <= set(spec.pyramid_levels):
         raise ValueError(
-            f"YOLO needs a backbone with pyramid levels {', '.join(LEVELS)}; {backbone!r} has "
+            f"YOLO needs a backbone with pyramid levels {', '.join(levels)}; {backbone!r} has "
             f"{', '.join(spec.pyramid_levels) or 'none'}. Received: backbone={backbone!r}"
         )
     if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
@@ -233,7 +256,7 @@ def _validate(input_shape, num_classes, backbone, backbone_kwargs, neck_width, n
             "loss_weights must be three numbers >= 0 (box, class, dfl). "
             f"Received: loss_weights={loss_weights!r}"
         )
-    return tuple(int(d) for d in shape)
+    return tuple(int(d) for d in shape), levels
 
 
 def _as_config(value):
@@ -245,7 +268,7 @@ def _as_config(value):
     return value
 
 
-def _head(features, num_classes, reg_max, width):
+def _head(features, num_classes, reg_max, width, levels=LEVELS):
     """Decoupled per-level heads → ``(batch, points, 4·reg_max + num_classes)`` named ``predictions``."""
 
     def cba(x, name):
@@ -255,7 +278,7 @@ def _head(features, num_classes, reg_max, width):
 
     prior = -math.log((1.0 - CLASS_PRIOR) / CLASS_PRIOR)
     outputs = []
-    for level in LEVELS:
+    for level in levels:
         f, p = features[level], f"head_{level.lower()}"
         h, w = f.shape[1], f.shape[2]
         box = cba(cba(f, f"{p}_box1"), f"{p}_box2")
@@ -293,17 +316,18 @@ class YOLO(Detector, keras.Model):
         alpha=0.5,
         beta=6.0,
         loss_weights=(7.5, 0.5, 1.5),
+        levels=LEVELS,
         name="yolo",
         **kwargs,
     ):
-        shape = _validate(input_shape, num_classes, backbone, backbone_kwargs, neck_width, neck_depth, neck_block,
-                          head_width, reg_max, class_names, score_threshold, iou_threshold, max_detections, topk,
-                          alpha, beta, loss_weights)
+        shape, levels = _validate(input_shape, num_classes, backbone, backbone_kwargs, neck_width, neck_depth,
+                                  neck_block, head_width, reg_max, class_names, score_threshold, iou_threshold,
+                                  max_detections, topk, alpha, beta, loss_weights, levels)
         backbone_kwargs = dict(DEFAULT_BACKBONE_KWARGS.get(backbone, {}) if backbone_kwargs is None else backbone_kwargs)
-        features_model = build_backbone(backbone, input_shape=shape, levels=LEVELS, **backbone_kwargs)
+        features_model = build_backbone(backbone, input_shape=shape, levels=levels, **backbone_kwargs)
         images = keras.Input(shape, name="images")
         features = pan_fpn(features_model(images), width=int(neck_width), depth=int(neck_depth), block=neck_block)
-        outputs = _head(features, int(num_classes), int(reg_max), int(head_width))
+        outputs = _head(features, int(num_classes), int(reg_max), int(head_width), levels)
         super().__init__(images, outputs, name=name, **kwargs)
         set_batchnorm_momentum(self)
         self.backbone = features_model
@@ -316,7 +340,9 @@ class YOLO(Detector, keras.Model):
         self.max_detections = int(max_detections)
         self.topk, self.alpha, self.beta = int(topk), float(alpha), float(beta)
         self.loss_weights = tuple(float(v) for v in loss_weights)
-        self.points, self.point_strides = _grid_points(shape)
+        self.levels = levels
+        self.strides = tuple(PYRAMID_LEVELS[lv] for lv in levels)
+        self.points, self.point_strides = _grid_points(shape, self.strides)
         self._hp = dict(
             input_shape=shape, num_classes=self.num_classes, backbone=backbone,
             backbone_kwargs=_as_config(backbone_kwargs),
@@ -325,7 +351,7 @@ class YOLO(Detector, keras.Model):
             class_names=None if class_names is None else [str(n) for n in class_names],
             score_threshold=self.score_threshold, iou_threshold=self.iou_threshold,
             max_detections=self.max_detections, topk=self.topk, alpha=self.alpha, beta=self.beta,
-            loss_weights=list(self.loss_weights),
+            loss_weights=list(self.loss_weights), levels=list(levels),
         )
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.box_loss_tracker = keras.metrics.Mean(name="box_loss")
