@@ -373,7 +373,9 @@ def _as_uint8_images(x):
         return x
     x = x.astype("float32")
     if x.size and not np.isfinite(x).all():
-        raise ValueError("Detection images contain NaN or inf.")
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        what = "NaN" if np.isnan(x[idx]) else "Inf"
+        raise ValueError(f"Detection images contain {what} at index {idx} (image {idx[0]}): clean or drop those images.")
     if x.size and (x.min() < 0 or x.max() > 1.0):
         raise ValueError(
             "Detection images must be uint8 0..255 or floats in [0, 1]. "

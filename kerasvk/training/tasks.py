@@ -80,7 +80,12 @@ def _image_config(ds, source, opts):
 def _check_image_source(source):
     from kerasvk.data import parse_source
 
-    if isinstance(source, tuple):
+    if isinstance(source, (tuple, list)):
+        if len(source) == 2 and isinstance(source[1], dict):
+            raise ValueError(
+                "Array data for this model must be (images, labels) with one integer class index per image; "
+                f"(images, {{{', '.join(repr(k) for k in source[1])}}}) is a detection source (yolo, ssd)."
+            )
         return
     kind, _ = parse_source(source)  # raises ValueError naming the allowed sources
     if kind == "folder":
@@ -609,6 +614,8 @@ class DetectionTask(Task):
         from kerasvk.data.detection import load_detection
 
         size = self._input_size(spec, opts, model_kwargs)
+        if isinstance(source, (tuple, list)) and opts.get("image_size") is None and not (model_kwargs or {}).get("input_shape"):
+            size = None  # arrays keep their own size (the model's default would refuse every other size)
         with_masks = bool(getattr(spec.builder, "uses_masks", False)) or spec.family == "mask_rcnn"
         dd = load_detection(source, image_size=size, batch_size=opts["batch_size"], val_split=opts["val_split"],
                             test_split=opts["test_split"], seed=seed, augment=opts["augment"], with_masks=with_masks)

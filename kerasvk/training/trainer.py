@@ -140,6 +140,12 @@ def check_options(opts) -> dict:
         from kerasvk.training.schedules import parse_schedule
 
         parsed["schedule"] = parse_schedule(opts["schedule"])
+        if parsed["schedule"][0] == "cosine" and opts["warmup"] and opts["warmup"] >= opts["epochs"]:
+            raise ValueError(
+                f"warmup ({opts['warmup']} epochs) must be shorter than epochs ({opts['epochs']}): the cosine schedule "
+                f"decays after the warm-up. Use more epochs or a shorter warmup (0 for none). Received: "
+                f"epochs={opts['epochs']}, warmup={opts['warmup']}"
+            )
     return parsed  # the augment value is the task's to check (classifier presets, detection box-aware modes)
 
 
@@ -377,28 +383,84 @@ def training_stream(train, steps_per_epoch=None, resumed_epochs=0):
     return stream, int(steps)
 
 
+def _numeric_finite(name, arr, ignore=None, unit="example", at=()):
+    """``arr`` as a numeric NumPy array; the first NaN/Inf (outside ``ignore``) is named by its index.
+
+    ``at``: the index of ``arr`` in the array it is part of (one image's targets: ``(i,)``).
+    """
+    import numpy as np
+
+    try:
+        a = np.asarray(arr)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{name} must be a numeric array. Received: {type(arr).__name__} ({e})") from None
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a numeric array. Received dtype {a.dtype}.")
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a)
+        if ignore is not None:
+            bad &= ~ignore
+        if bad.any():
+            local = tuple(int(i) for i in np.argwhere(bad)[0])
+            idx = (*at, *local)
+            what = "NaN" if np.isnan(a[local]) else "Inf"
+            where = f"{unit} {idx[0]}" + (f", row {idx[1]}" if at and len(idx) > 2 else "")
+            raise ValueError(f"{name} contains {what} at index {idx} ({where}); "
+                             f"clean or drop the non-finite {unit}s before training.")
+    return a
+
+
+def _per_image(name, arr) -> list:
+    """Detection targets as one array per image (an ``(N, M, ...)`` array or per-image lists)."""
+    import numpy as np
+
+    try:
+        a = np.asarray(arr)
+        if a.dtype.kind in "biuf" and a.ndim >= 1:
+            return list(a)
+    except (ValueError, TypeError):
+        pass
+    if isinstance(arr, (list, tuple)):
+        out = []
+        for i, item in enumerate(arr):
+            try:
+                out.append(np.asarray(item))
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"{name}[{i}] must be a numeric array. Received: {type(item).__name__} ({e})") from None
+        return out
+    raise ValueError(f"{name} must be a numeric array (or one array per image). Received: {type(arr).__name__}")
+
+
 def check_arrays(data) -> None:
-    """``data=(x, y)`` arrays: numeric, finite (the first NaN/Inf is named by index), integer labels >= 0."""
+    """Array data, checked before anything is loaded or written; the first NaN/Inf is named by index.
+
+    ``(images, labels)`` (classifiers, generative models): numeric, finite, images ``(N, H, W[, C])`` with
+    C = 1 or 3, integer labels >= 0, one per image. ``(images, {"boxes", "labels"[, "masks"]})``
+    (detectors): every array numeric and finite (boxes of padding rows, label -1, are not looked at);
+    shapes, label ranges and box geometry are the detection data's to check (``check_boxes``: image and
+    row of the first bad box).
+    """
     import numpy as np
 
     if not isinstance(data, (tuple, list)):
         return
     if len(data) != 2:
         raise ValueError(f"Array data must be a pair (images, labels). Received a {type(data).__name__} of {len(data)} items.")
+    if isinstance(data[1], dict):
+        _numeric_finite("images", data[0], unit="image")
+        targets = data[1]
+        per_image = {k: _per_image(k, targets[k]) for k in ("labels", "boxes", "masks") if k in targets}
+        for i, arrays in enumerate(zip(*per_image.values()) if per_image else ()):
+            row = dict(zip(per_image, arrays))
+            labels = row.get("labels")
+            for key, a in row.items():
+                ignore = None
+                if key == "boxes" and labels is not None and a.ndim == 2 and labels.shape == a.shape[:1]:
+                    ignore = np.broadcast_to((labels == -1)[:, None], a.shape)  # padding rows
+                _numeric_finite(key, a, ignore=ignore, unit="image", at=(i,))
+        return
     for name, arr in zip(("images", "labels"), data):
-        try:
-            a = np.asarray(arr)
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{name} must be a numeric array. Received: {type(arr).__name__} ({e})") from None
-        if a.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be a numeric array. Received dtype {a.dtype}.")
-        if a.dtype.kind == "f":
-            bad = ~np.isfinite(a)
-            if bad.any():
-                idx = tuple(int(i) for i in np.argwhere(bad)[0])
-                what = "NaN" if np.isnan(a[idx]) else "Inf"
-                raise ValueError(f"{name} contains {what} at index {idx} (example {idx[0]}); "
-                                 "clean or drop the non-finite examples before training.")
+        _numeric_finite(name, arr)
     x, y = np.asarray(data[0]), np.asarray(data[1])
     if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
         raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C) with C = 1 or 3. Received: shape={x.shape}")
