@@ -34,6 +34,7 @@ __all__ = [
     "TimeBudget",
     "SampleGridCallback",
     "EpochHistory",
+    "csv_log_text",
     "RunBackup",
     "FiniteCheckpoint",
     "StopOnNonFinite",
@@ -177,24 +178,38 @@ class SampleGridCallback(keras.callbacks.Callback):
             self.save(f"epoch{epoch + 1:03d}")
 
 
+def csv_log_text(history) -> str:
+    """``training_log.csv``'s text (``CSVLogger``'s layout: ``epoch``, then the sorted keys) of a whole history."""
+    keys = sorted(history)
+    n = max((len(v) for v in history.values()), default=0)
+    rows = [",".join(["epoch", *keys])]
+    rows += [",".join([str(e), *(repr(history[k][e]) if e < len(history[k]) else "" for k in keys)]) for e in range(n)]
+    return "\n".join(rows) + "\n"
+
+
 class EpochHistory(keras.callbacks.Callback):
-    """Writes the run's ``history.json`` after every epoch (atomically), continuing ``prior``.
+    """Writes the run's ``history.json`` (and, with ``csv_path``, ``training_log.csv``) after every epoch,
+    atomically, continuing ``prior``.
 
     A killed run so keeps the record of its completed epochs, and the rerun that resumes it (keras'
-    ``BackupAndRestore``) appends to that record instead of starting a new one.
+    ``BackupAndRestore``) appends to that record instead of starting a new one. The CSV is rewritten
+    whole from the record each epoch (temporary file, then ``os.replace``), where keras' ``CSVLogger``
+    appends to the file in place: a kill mid-line left half a row, and a symlink at that path was followed.
     """
 
-    def __init__(self, path, prior=None):
+    def __init__(self, path, prior=None, csv_path=None):
         super().__init__()
-        self.path = path
+        self.path, self.csv_path = path, csv_path
         self.history = {k: list(v) for k, v in (prior or {}).items()}
 
     def on_epoch_end(self, epoch, logs=None):
-        from kerasvk.io import write_json
+        from kerasvk.io import write_json, write_text
 
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(float(v))
         write_json(self.history, self.path)
+        if self.csv_path is not None:
+            write_text(self.csv_path, csv_log_text(self.history))
 
 
 # ------------------------------------------------------------------------------------ fault tolerance

@@ -12,7 +12,7 @@ What differs by task (data, losses/metrics, report, sample files) is in ``tasks.
     history.json      per-epoch metrics (including the learning rate)
     metrics.json      the task's test-split report (+ train_seconds, epochs_run)
     model.keras       the trained model (loads with safe_mode=True)
-    training_log.csv  CSVLogger output;  logs/  TensorBoard
+    training_log.csv  the same per-epoch record as CSV (rewritten atomically each epoch);  logs/  TensorBoard
     checkpoints/      best.keras (by val_loss) or last.keras (GANs): only epochs with finite losses/weights
     plots/            history.png and the task's figures (confusion matrix, samples, ...)
     backup/           while training (and until model.keras and metrics.json exist): the resume point
@@ -300,32 +300,35 @@ def resume_point(out) -> tuple[int, dict]:
 
 def write_csv_log(history, path) -> Path:
     """``training_log.csv`` (CSVLogger's layout: epoch, then the sorted keys) from a whole history."""
-    keys = sorted(history)
-    n = max((len(v) for v in history.values()), default=0)
-    rows = [",".join(["epoch", *keys])]
-    rows += [",".join([str(e), *(repr(history[k][e]) if e < len(history[k]) else "" for k in keys)]) for e in range(n)]
-    return io.write_text(path, "\n".join(rows) + "\n")
+    from kerasvk.training.callbacks import csv_log_text
+
+    return io.write_text(path, csv_log_text(history))
 
 
 def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, extra=(), prior_history=None, record=None):
-    """LR logger, the history record, StopOnNonFinite, FiniteCheckpoint, RunBackup, CSVLogger, TensorBoard
+    """LR logger, the history record, StopOnNonFinite, FiniteCheckpoint, RunBackup, TensorBoard
     (+ EarlyStopping) — see ``kerasvk.training.callbacks``.
 
     ``prior_history``: the epochs a resumed run already did; the best checkpoint must beat their best.
-    ``record``: the per-epoch history writer; it runs before the backup, so a backup never covers an
-    epoch the record lacks. ``KERASVK_TEST_SIGKILL_AFTER_STEPS`` (tests only) adds a callback that
+    ``record``: the per-epoch writer of history.json and training_log.csv (default: an ``EpochHistory``
+    continuing ``prior_history``); it runs before the backup, so a backup never covers an epoch the
+    record lacks. ``KERASVK_TEST_SIGKILL_AFTER_STEPS`` (tests only) adds a callback that
     SIGKILLs the process after that many training batches.
     """
     import os
 
     import keras
 
-    from kerasvk.training.callbacks import KILL_ENV, FiniteCheckpoint, KillAfterSteps, RunBackup, StopOnNonFinite
+    from kerasvk.training.callbacks import (
+        KILL_ENV, EpochHistory, FiniteCheckpoint, KillAfterSteps, RunBackup, StopOnNonFinite,
+    )
     from kerasvk.training.schedules import LearningRateLogger
 
     out = Path(out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     prior_history = prior_history or {}
+    if record is None:
+        record = EpochHistory(out / "history.json", prior_history, csv_path=out / "training_log.csv")
     path = out / "checkpoints" / ("best.keras" if monitor else "last.keras")
     best = saved_epoch = None
     if path.is_file():  # a resumed run: what the file holds, from the record of the earlier epochs
@@ -338,12 +341,11 @@ def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, ext
             finite = [e for e in range(1, n + 1) if all(abs(v[e - 1]) != float("inf") and v[e - 1] == v[e - 1] for v in losses.values())]
             saved_epoch = finite[-1] if finite else None
     cbs = [
-        LearningRateLogger(),  # first, so History/CSVLogger see logs["learning_rate"]
-        *([record] if record is not None else []),
+        LearningRateLogger(),  # first, so History and the record see logs["learning_rate"]
+        record,
         StopOnNonFinite(),
         FiniteCheckpoint(path, monitor=monitor, best=best, saved_epoch=saved_epoch),
         RunBackup(out / "backup"),
-        keras.callbacks.CSVLogger(str(out / "training_log.csv"), append=bool(prior_history)),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False, profile_batch=0),
     ]
     if early_stopping:
@@ -562,7 +564,7 @@ def train(
     from kerasvk.training.callbacks import EpochHistory, FiniteCheckpoint, StopOnNonFinite
 
     resumed, prior = resume_point(out)
-    epoch_history = EpochHistory(out / "history.json", prior)
+    epoch_history = EpochHistory(out / "history.json", prior, csv_path=out / "training_log.csv")
     stream, fit_steps = training_stream(run_data.train, opts["steps_per_epoch"], resumed)
     cbs = default_callbacks(
         out, monitor=task.monitor, early_stopping=opts["early_stopping"], prior_history=prior, record=epoch_history,
