@@ -31,6 +31,7 @@ __all__ = [
     "json_default",
     "remove_stale_temporaries",
     "safe_name",
+    "symlinked_folders",
 ]
 
 
@@ -212,3 +213,30 @@ def safe_name(name, what="name") -> str:
             f"nothing is written outside its base folder. Received: {what}={name!r}"
         )
     return text
+
+
+def symlinked_folders(folder, max_depth=2) -> list[Path]:
+    """Symlinks to folders inside ``folder`` (to ``max_depth``, never followed): where a write would leave it.
+
+    A file symlink is harmless to every writer here (``os.replace`` replaces the link itself, the file it
+    points to is untouched), but a write *into* a symlinked folder (``run/plots/x.png``, TensorBoard's
+    ``run/logs``) lands wherever the link points. Callers refuse such a folder before writing anything.
+    ``folder`` itself may be a symlink (the path the user chose).
+    """
+    found = []
+
+    def walk(d, depth):
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            return
+        for e in entries:
+            if e.is_symlink():
+                if os.path.isdir(e.path):
+                    found.append(Path(e.path))
+            elif depth < max_depth and e.is_dir(follow_symlinks=False):
+                walk(e.path, depth + 1)
+
+    if Path(folder).is_dir():
+        walk(folder, 0)
+    return sorted(found)

@@ -149,10 +149,18 @@ def check_options(opts) -> dict:
     return parsed  # the augment value is the task's to check (classifier presets, detection box-aware modes)
 
 
+def _name_part(text) -> str:
+    """``text`` usable inside one file name: ``:``, ``/``, ``\\`` and NUL replaced by ``_``."""
+    for c in (":", "/", "\\", "\0"):
+        text = text.replace(c, "_")
+    return text
+
+
 def default_run_dir(model, data) -> Path:
-    """``runs/MODEL-DATA`` (``:`` and ``/`` of the data source replaced by ``_``)."""
+    """``runs/MODEL-DATA`` (``:``, ``/`` and ``\\`` of the data source replaced by ``_``: one folder name, so
+    ``..`` or an absolute path in a data source never leads the run outside ``runs/``)."""
     source = data if isinstance(data, str) else "arrays"
-    return Path("runs") / f"{model}-{source.replace(':', '_').replace('/', '_')}"
+    return Path("runs") / f"{model}-{_name_part(source)}"
 
 
 def check_out(out) -> Path:
@@ -180,7 +188,25 @@ def check_out(out) -> Path:
         os.rmdir(tempfile.mkdtemp(prefix=".tmp-write-probe-", dir=ancestor))
     except OSError as e:
         raise ValueError(f"--out {out} is not writable: {ancestor}: {e.strerror or e}.") from None
+    refuse_symlinked_folders(out, "--out")
     return out
+
+
+def refuse_symlinked_folders(run, what="run folder") -> None:
+    """``ValueError`` if a folder inside ``run`` is a symlink: nothing is ever written through one.
+
+    (A symlinked *file* is replaced by the new file, not followed: every write goes through ``io``'s
+    temporary file + ``os.replace``.)
+    """
+    links = io.symlinked_folders(run)
+    if links:
+        import os
+
+        shown = ", ".join(f"{p} -> {os.readlink(p)}" for p in links[:3])
+        raise ValueError(
+            f"{what} {run} holds a symlinked folder ({shown}); kerasvk never writes through a symlink inside a "
+            "run folder (it could land anywhere). Remove the link or use another folder."
+        )
 
 
 def make_optimizer(name, learning_rate):
@@ -705,6 +731,8 @@ def evaluate_run(run, data=None, batch_size=None, write=True) -> dict:
     """Evaluate a run's model on its own test split (same seed/split), or on another ``data`` source."""
     run = Path(run)
     model, config = load_run_model(run)
+    if write:
+        refuse_symlinked_folders(run)  # the report writes plots/ and metrics*.json into it
     rd = run_data(run, data=data, batch_size=batch_size)
     names = config.get("class_names")
     if config.get("task", "classification") == "classification" and len(rd.config["class_names"]) != len(names):
@@ -716,7 +744,7 @@ def evaluate_run(run, data=None, batch_size=None, write=True) -> dict:
     report = _task_of(config).report(model, rd, run if write else None)
     report["data"] = data or config["data"]
     if write:
-        name = "metrics.json" if data is None else f"metrics-{data.replace(':', '_').replace('/', '_')}.json"
+        name = "metrics.json" if data is None else f"metrics-{_name_part(data)}.json"
         io.write_json(report, run / name)
     return report
 
@@ -727,6 +755,8 @@ def export_run(run, base="saved_models", name=None, version=None) -> Path:
     ``name`` must be one plain path component (no ``/``, ``..`` or absolute path): nothing is written
     outside ``base``.
     """
+    import os
+
     from kerasvk.export import export_model
 
     if name is not None:
@@ -736,6 +766,11 @@ def export_run(run, base="saved_models", name=None, version=None) -> Path:
     base_path = Path(base)
     if base_path.exists() and not base_path.is_dir():
         raise ValueError(f"The export base {base} is an existing file; give a folder (it is created if missing).")
+    _, config = read_run(run)
+    target = base_path / (name or config["model"])
+    if target.is_symlink():
+        raise ValueError(f"The export folder {target} is a symlink (-> {os.readlink(target)}); kerasvk never writes "
+                         "through a symlink inside the export base. Remove the link or use another --base/--name.")
     model, config = load_run_model(run)
     return export_model(model, base=base, name=name or config["model"], version=version, **_task_of(config).export_kwargs(config))
 
@@ -743,5 +778,7 @@ def export_run(run, base="saved_models", name=None, version=None) -> Path:
 def predict_run(run, files=(), *, out=None, top_k=3, num=16, seed=0, prompt=None) -> list[str]:
     """Lines to print for ``kerasvk predict RUN FILES...``: top-k per image, or where samples were written."""
     model, config = load_run_model(run)
+    if out is None:
+        refuse_symlinked_folders(run)  # predictions/ goes into the run folder
     return _task_of(config).predict(model, config, list(files), Path(out or Path(run) / "predictions"),
                                     top_k=top_k, num=num, seed=seed, prompt=prompt)
