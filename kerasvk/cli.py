@@ -363,7 +363,9 @@ def add_plot_schedule(p):
 
 def run_plot_schedule(args):
     from kerasvk.training.schedules import plot_schedule
+    from kerasvk.training.trainer import check_schedule_numbers
 
+    check_schedule_numbers(args.schedule)
     path = plot_schedule(args.schedule, args.lr, args.epochs, args.out, warmup=args.warmup)
     print(f"wrote {path}")
     return 0
@@ -420,6 +422,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("kerasvk: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # out of memory (NumPy's MemoryError, TensorFlow's ResourceExhaustedError): one line
+        if not isinstance(e, MemoryError) and type(e).__name__ != "ResourceExhaustedError":
+            raise
+        first = (str(getattr(e, "message", "") or e).strip().splitlines() or [""])[0][:300]
+        print(f"kerasvk: error: out of memory ({first}); use a smaller image size, batch size, count or model.",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

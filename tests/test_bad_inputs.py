@@ -125,6 +125,9 @@ CLI_ROWS = [
     ([*T, "--data", P, "--augment", "standard,rotation=abc"], "rotation"),
     ([*T, "--data", P, "--schedule", "linear"], "linear"),
     ([*T, "--data", P, "--schedule", "step:gamma=x"], "gamma"),
+    ([*T, "--data", P, "--schedule", "step:step_size=inf"], "Schedule option step_size must be a finite number"),
+    ([*T, "--data", P, "--schedule", "exponential:k=1e400"], "Schedule option k must be a finite number"),
+    (["plot-schedule", "step:step_size=nan", "--out", "{F}/s.png"], "Schedule option step_size must be a finite"),
     ([*T, "--data", P, "--strategy", "tpu"], "invalid choice: 'tpu'"),
     ([*T, "--data", P, "--optimizer", "adagrad"], "Unknown optimizer 'adagrad'. Allowed: adam, adamw, sgd, rmsprop"),
     ([*T, "--data", P, "--precision", "float8"], "invalid choice: 'float8'"),
@@ -171,12 +174,16 @@ CLI_ROWS = [
     ([*T, "--data", P, "--set", "nosuch=1"], "does not take argument(s) nosuch"),
     ([*T, "--data", P, "--set", "input_shape=(32,32)"], "input_shape"),
     ([*T, "--data", P, "--set", "num_classes=0"], "num_classes"),
+    ([*T, "--data", P, "--set", "filters='abc'"], "simple_cnn cannot be built with dense_units=4, filters='abc'"),
     (["train", "gpt", "--seq-len", "1", "--epochs", "1"], "seq_len must be an integer >= 2"),
     (["train", "lenet5", "--seq-len", "8", "--data", P], "Unknown training option(s) ['seq_len']"),
     # data sources and label counts
     ([*T, "--data", "patterns:classes=abc"], "must be an integer"),
     ([*T, "--data", "patterns:colour=3"], "colour"),
     ([*T, "--data", "digits:count=5"], "takes no options"),
+    ([*T, "--data", "patterns:count=10,count=20"], "Option 'count' given twice"),
+    ([*T, "--data", "patterns:count=" + BIG], "Option count must be in [1, 1,000,000]"),
+    ([*T, "--data", "digits", "--image-size", "4096"], "would hold 1,797 images = 28.1 GiB in memory; at most 8 GiB"),
     ([*T, "--data", "folder:/nonexistent/images"], "Image folder not found"),
     ([*T, "--data", "folder:{F}/empty"], "has 0 class subfolder(s); at least 2 are needed"),
     ([*T, "--data", "folder:{F}/one_class"], "has 1 class subfolder(s)"),
@@ -202,6 +209,9 @@ CLI_ROWS = [
     (["train", "yolo", "--data", "shapes:size=8"], "Option size must be >= 16"),
     (["train", "yolo", "--data", "shapes:max_objects=abc"], "Option max_objects must be an integer"),
     (["train", "yolo", "--data", "shapes:colour=3"], "Allowed options: count=N, size=N, max_objects=N"),
+    (["train", "yolo", "--data", "shapes:size=99999"], "Option size must be at most 4,096"),
+    (["train", "yolo", "--data", "shapes:max_objects=99999999999"], "Option max_objects must be at most 1,000"),
+    (["train", "yolo", "--data", "shapes:count=1000000"], "would hold 1,000,000 images = 45.8 GiB in memory"),
     (["train", "ssd", "--data", "shapes:count=8", "--augment", "strong"], "Unknown detection augmentation 'strong'"),
     (["train", "yolo", "--data", "shapes:count=8", "--channels", "1"], "does not take channels"),
     (["train", "yolo", "--data", "shapes:count=8", "--label-smoothing", "0.1"], "does not take label_smoothing"),
@@ -431,6 +441,24 @@ def test_detection_bad_inputs(tmp_path):
         keras.Model.fit = fit
     assert not failures, "\n".join(failures)
     assert json.loads((tmp_path / "ok" / "run.json").read_text())["image_size"] == [32, 32]
+
+
+def test_out_of_memory_is_one_line(monkeypatch, capsys):
+    """A size that passes every check but does not fit in memory (NumPy's MemoryError, TensorFlow's
+    ResourceExhaustedError) ends with one line and exit 1, not a traceback."""
+    import tensorflow as tf
+
+    import kerasvk.registry
+
+    for error in (MemoryError("Unable to allocate 54.6 TiB for an array with shape (2000, 99999, 99999, 3)"),
+                  tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[2048,9999999999999]")):
+        def fail(*a, error=error, **k):
+            raise error
+
+        monkeypatch.setattr(kerasvk.registry, "list_models", fail)
+        assert main(["list"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("kerasvk: error: out of memory (") and "\n" not in err and "smaller" in err
 
 
 def test_wav_inputs(files):

@@ -49,6 +49,8 @@ DETECTION_SOURCES = "shapes[:count=N,size=S,max_objects=K] or an (images, {'boxe
 SHAPES_OPTIONS = ("count", "size", "max_objects")
 DETECTION_AUGMENTS = ("flip", "standard")
 MIN_BOX_SIZE = 2.0  # pixels: augmented boxes with a thinner side are dropped
+SHAPES_LIMITS = {"count": 1_000_000, "size": 4096, "max_objects": 1000}  # beyond these: a typo, not a data set
+MAX_IMAGE_BYTES = 8 * 2**30  # generated uint8 images (and masks) held in memory at once
 SHAPES_DEFAULT_COUNT = 2000  # 1,400 training images at the default splits: what the yolo/ssd recipes are measured on
 
 
@@ -109,7 +111,18 @@ def parse_detection_source(source):
             raise ValueError(
                 f"Option {key} must be >= {16 if key == 'size' else 1}. Received: {item!r} in {source!r}"
             )
+        if opts[key] > SHAPES_LIMITS[key]:
+            raise ValueError(f"Option {key} must be at most {SHAPES_LIMITS[key]:,}. Received: {item!r} in {source!r}")
     return kind, opts
+
+
+def _check_shapes_memory(count, size, max_objects, with_masks, source):
+    need = count * size[0] * size[1] * (3 + (max_objects if with_masks else 0))
+    if need > MAX_IMAGE_BYTES:
+        raise ValueError(
+            f"{source} at {size[0]}x{size[1]} would hold {count:,} images{' and masks' if with_masks else ''} = "
+            f"{need / 2**30:,.1f} GiB in memory; at most {MAX_IMAGE_BYTES // 2**30} GiB: use a smaller count or size."
+        )
 
 
 # ------------------------------------------------------------------------------------------ box checks
@@ -438,6 +451,7 @@ def load_detection(
                 f"Received: num_classes={num_classes}"
             )
         size = (opts["size"], opts["size"]) if "size" in opts else tuple(image_size or (128, 128))
+        _check_shapes_memory(opts.get("count", SHAPES_DEFAULT_COUNT), size, opts.get("max_objects", 6), with_masks, source)
         d = make_shapes(
             opts.get("count", SHAPES_DEFAULT_COUNT),
             image_size=size,

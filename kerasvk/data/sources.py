@@ -30,6 +30,20 @@ EMBEDDED = {
     "patterns": {"image_size": (32, 32), "channels": 3},
 }
 SOURCE_FORMS = "digits, digits_photo, patterns[:classes=5|10,count=N], folder:PATH, tfds:NAME, or an (x, y) array tuple"
+MAX_COUNT = 1_000_000  # patterns:count=N beyond this is a typo, not a data set
+MAX_IMAGE_BYTES = 8 * 2**30  # generated/resized uint8 images held in memory at once
+
+
+def check_image_memory(count, image_size, channels, source) -> None:
+    """``ValueError`` when ``count`` uint8 images of ``image_size`` × ``channels`` would exceed ``MAX_IMAGE_BYTES``
+    (a huge count or image size is answered before NumPy tries to allocate it)."""
+    h, w = image_size
+    need = int(count) * int(h) * int(w) * int(channels)
+    if need > MAX_IMAGE_BYTES:
+        raise ValueError(
+            f"{source} at {h}x{w}x{channels} would hold {int(count):,} images = {need / 2**30:,.1f} GiB in memory; "
+            f"at most {MAX_IMAGE_BYTES // 2**30} GiB: use a smaller count or image size."
+        )
 
 
 @dataclass
@@ -71,10 +85,14 @@ def parse_source(source: str) -> tuple[str, dict | str]:
             raise ValueError(
                 f"Bad option {item!r} in data source {source!r}. Allowed options: classes=5|10, count=N (patterns only)."
             )
+        if k in opts:
+            raise ValueError(f"Option {k!r} given twice in data source {source!r}.")
         try:
             opts[k] = int(v)
         except ValueError:
             raise ValueError(f"Option {k} must be an integer. Received: {item!r} in {source!r}") from None
+        if k == "count" and not 1 <= opts[k] <= MAX_COUNT:
+            raise ValueError(f"Option count must be in [1, {MAX_COUNT:,}]. Received: {item!r} in {source!r}")
     if opts and kind != "patterns":
         raise ValueError(f"Data source {kind!r} takes no options. Received: {source!r}")
     return kind, opts
@@ -87,6 +105,8 @@ def load_arrays(source="digits", *, image_size=None, channels=None, seed=0):
         raise ValueError(f"load_arrays takes an embedded source ({', '.join(EMBEDDED)}). Received: {source!r}")
     size = tuple(image_size or EMBEDDED[kind]["image_size"])
     ch = channels or EMBEDDED[kind]["channels"]
+    check_image_memory(opts.get("count", 3000) if kind == "patterns" else 1797, size,
+                       3 if kind == "digits_photo" else ch, source)
     if kind == "digits":
         return embedded.digits(image_size=size, channels=ch)
     if kind == "digits_photo":

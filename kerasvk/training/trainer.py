@@ -139,6 +139,7 @@ def check_options(opts) -> dict:
     if opts["schedule"]:
         from kerasvk.training.schedules import parse_schedule
 
+        check_schedule_numbers(opts["schedule"])
         parsed["schedule"] = parse_schedule(opts["schedule"])
         if parsed["schedule"][0] == "cosine" and opts["warmup"] and opts["warmup"] >= opts["epochs"]:
             raise ValueError(
@@ -154,6 +155,26 @@ def _name_part(text) -> str:
     for c in (":", "/", "\\", "\0"):
         text = text.replace(c, "_")
     return text
+
+
+def check_schedule_numbers(spec) -> None:
+    """Every number in a schedule string (``"step:gamma=0.5,step_size=10"``) is finite, else ``ValueError``.
+
+    ``parse_schedule`` checks names and ranges; an ``inf``/``nan``/``1e400`` option got past it (``k=inf``
+    trained silently at learning rate 0, ``step_size=inf`` ended in an ``OverflowError`` traceback).
+    """
+    import math
+
+    if not isinstance(spec, str):
+        return  # parse_schedule names what a schedule must be
+    for item in filter(None, spec.partition(":")[2].split(",")):
+        key, _, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            continue  # not a number: parse_schedule's message names the option
+        if not math.isfinite(number):
+            raise ValueError(f"Schedule option {key.strip()} must be a finite number. Received: {item!r} in {spec!r}")
 
 
 def default_run_dir(model, data) -> Path:
@@ -555,7 +576,14 @@ def train(
     opts["one_hot"] = bool(run_data.config.get("one_hot", one_hot))
     steps = opts["steps_per_epoch"] or run_data.steps_per_epoch
     with precision_policy(precision), (dist.scope() if dist is not None else contextlib.nullcontext()):
-        net, build_kwargs = task.build(spec, run_data, model_kwargs, transfer)
+        try:
+            net, build_kwargs = task.build(spec, run_data, model_kwargs, transfer)
+        except TypeError as e:  # a --set value of the wrong type that the builder passed on unchecked
+            if not model_kwargs:
+                raise
+            given = ", ".join(f"{k}={v!r}" for k, v in model_kwargs.items())
+            raise ValueError(f"{model} cannot be built with {given}: {str(e).splitlines()[0]}. "
+                             f"`kerasvk info {model}` lists its arguments and defaults.") from None
         if opts["l2"]:
             from kerasvk.training.regularization import apply_weight_regularization
 
