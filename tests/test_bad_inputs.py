@@ -325,6 +325,13 @@ API_ROWS = [
     (dict(image_size=(0, 8)), ValueError, "image_size must be"),
     (dict(nonsense=1), ValueError, r"Unknown training option\(s\) \['nonsense'\]. Allowed: epochs"),
     (dict(out=Path(__file__)), ValueError, "is an existing file"),
+    (dict(channels=2), ValueError, r"channels must be 1 \(grey\) or 3 \(RGB\)"),
+    (dict(model_kwargs=[4]), ValueError, "model_kwargs must be a dict of builder arguments"),
+    (dict(callbacks=[print]), ValueError, "callbacks must be a list of keras.callbacks.Callback"),
+    (dict(weights=5), ValueError, "weights must be None, 'imagenet' or a path"),
+    (dict(verbose="loud"), ValueError, "verbose must be 'auto', 0, 1 or 2"),
+    (dict(data=(_x(), _labels()), model_kwargs={"dense_units": 4, "input_shape": (16, 16, 1)}), ValueError,
+     r"input_shape=\(16, 16, 1\) differs from the data's \(8, 8, 1\)"),
 ]
 
 
@@ -343,9 +350,9 @@ def test_train_api_bad_inputs(tmp_path):
     try:
         for i, (kwargs, error, match) in enumerate(API_ROWS):
             out = tmp_path / f"run{i}"
-            kwargs = {"data": P, "epochs": 1, "out": out, **kwargs}
+            kwargs = {"data": P, "epochs": 1, "out": out, "verbose": 0, "model_kwargs": {"dense_units": 4}, **kwargs}
             try:
-                train("simple_cnn", verbose=0, model_kwargs={"dense_units": 4}, **kwargs)
+                train("simple_cnn", **kwargs)
                 failures.append(f"row {i}: no error")
             except error as e:
                 if not re.search(match, str(e)):
@@ -354,6 +361,10 @@ def test_train_api_bad_inputs(tmp_path):
                 failures.append(f"row {i}: {type(e).__name__}: {e}")
             if out.exists():
                 failures.append(f"row {i}: {out} was created")
+        # NumPy scalars are the numbers they hold (np.int64(8) was refused as "not an integer")
+        with pytest.raises(AssertionError, match="reached model.fit"):
+            train("simple_cnn", P, epochs=np.int32(1), batch_size=np.int64(8), lr=np.float32(1e-3), seed=np.int64(0),
+                  out=tmp_path / "numpy", verbose=0, model_kwargs={"dense_units": 4})
     finally:
         keras.Model.fit = fit
     assert not failures, "\n".join(failures)

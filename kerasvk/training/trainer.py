@@ -102,11 +102,48 @@ def _finite_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _plain(value):
+    """A NumPy scalar as the Python number it holds (anything else unchanged)."""
+    import numbers
+
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
+def check_call(model_kwargs, callbacks, weights, verbose) -> tuple:
+    """The ``train`` arguments that are not training options: ``ValueError`` naming what is allowed."""
+    import os
+
+    import keras
+
+    if model_kwargs is not None and (not isinstance(model_kwargs, dict) or not all(isinstance(k, str) for k in model_kwargs)):
+        raise ValueError(f"model_kwargs must be a dict of builder arguments (name -> value). Received: {model_kwargs!r}")
+    callbacks = () if callbacks is None else callbacks
+    if isinstance(callbacks, keras.callbacks.Callback):
+        callbacks = (callbacks,)
+    if not isinstance(callbacks, (list, tuple)) or not all(isinstance(c, keras.callbacks.Callback) for c in callbacks):
+        raise ValueError(f"callbacks must be a list of keras.callbacks.Callback. Received: callbacks={callbacks!r}")
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"weights must be None, 'imagenet' or a path (.weights.h5, .keras or a run folder). "
+                         f"Received: weights={weights!r}")
+    if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2. Received: verbose={verbose!r}")
+    return tuple(callbacks)
+
+
 def check_options(opts) -> dict:
     """Raise ``ValueError`` naming the allowed values for any bad training option (nothing is touched).
 
     Returns what was parsed on the way (``{"schedule": (name, options) or None}``), so nothing is parsed twice.
+    NumPy scalars (``np.int64(8)``, ``np.float32(1e-3)``) are taken as the Python numbers they hold.
     """
+    for key, value in opts.items():
+        opts[key] = _plain(value)
     _int_option(opts, "epochs", 1)
     _int_option(opts, "batch_size", 1)
     _int_option(opts, "steps_per_epoch", 1)
@@ -122,6 +159,8 @@ def check_options(opts) -> dict:
         raise ValueError(f"label_smoothing must be in [0, 1). Received: {ls!r}")
     if not _finite_number(opts["l2"]) or opts["l2"] < 0:
         raise ValueError(f"l2 must be a finite number >= 0. Received: l2={opts['l2']!r}")
+    if opts.get("channels") not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB). Received: channels={opts['channels']!r}")
     size = opts.get("image_size")
     if size is not None:
         pair = tuple(size) if isinstance(size, (tuple, list)) else None
@@ -562,6 +601,8 @@ def train(
     task = adapter(spec)
     opts = resolve_train_options(model, **options)
     parsed = check_options(opts)
+    callbacks = check_call(model_kwargs, callbacks, weights, verbose)
+    seed = _plain(seed)
     if precision not in (None, *PRECISIONS):
         raise ValueError(f"Unknown precision {precision!r}. Allowed: {', '.join(PRECISIONS)}.")
     transfer = {"weights": weights, "fine_tune": fine_tune, "l2sp": l2sp}
@@ -573,6 +614,7 @@ def train(
 
     # 2. data, model, optimizer
     run_data = task.load(spec, data, opts, seed, model_kwargs)
+    _check_input_shape(model_kwargs, run_data.build_kwargs.get("input_shape"))
     opts["one_hot"] = bool(run_data.config.get("one_hot", one_hot))
     steps = opts["steps_per_epoch"] or run_data.steps_per_epoch
     with precision_policy(precision), (dist.scope() if dist is not None else contextlib.nullcontext()):
@@ -668,6 +710,22 @@ def train(
     plots.history_curves(history, out / "plots" / "history.png", title=f"{model} on {config['data']}")
     shutil.rmtree(out / "backup", ignore_errors=True)  # only now: a kill before this point still resumes
     return report
+
+
+def _check_input_shape(model_kwargs, data_shape) -> None:
+    """An ``input_shape`` given with the model's arguments must be the data's (the data are not resized to it)."""
+    given = (model_kwargs or {}).get("input_shape")
+    if given is None or data_shape is None:
+        return
+    try:
+        same = tuple(int(d) for d in given) == tuple(int(d) for d in data_shape)
+    except (TypeError, ValueError):
+        return  # not a shape at all: the builder names input_shape
+    if not same:
+        raise ValueError(
+            f"input_shape={tuple(given)} differs from the data's {tuple(data_shape)}: the model is built for the "
+            f"images it trains on. Resize the data instead (--image-size H[xW], --channels 1|3) or leave input_shape out."
+        )
 
 
 def build_before_fit(model, data_spec) -> None:
