@@ -270,7 +270,18 @@ def test_resume_removes_stale_temporaries_and_never_backs_up_a_diverged_epoch(tm
     assert not list(run.glob(".tmp-*")) and not list((run / "checkpoints").glob(".tmp-*"))
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["diverged"] and metrics["last_finite_epoch"] == 1
+    # no metrics computed on the NaN model: the report says why there is none, nothing else
+    assert set(metrics) == {"diverged", "reason", "last_finite_checkpoint", "last_finite_epoch", "train_seconds"}
     from kerasvk.registry import load_model
 
     best = load_model(run / "checkpoints" / "best.keras")
     assert all(np.isfinite(w).all() for w in best.get_weights())
+
+    # diverged in its second step (the issue's `--lr 1e30 --optimizer sgd`): no checkpoint to keep, and it says so
+    first = tmp_path / "first"
+    with pytest.raises(TrainingDiverged) as err:
+        train("simple_cnn", "patterns:classes=5,count=60", out=first, **{**kw, "lr": 1e30})
+    assert "diverged at epoch 1, step 2: loss became nan" in str(err.value) and "no epoch finished with finite losses" in str(err.value)
+    assert "lower learning rate (it was 1e+30)" in str(err.value)
+    assert not (first / "model.keras").exists() and not (first / "checkpoints" / "best.keras").exists()
+    assert json.loads((first / "metrics.json").read_text())["last_finite_checkpoint"] is None
