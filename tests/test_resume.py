@@ -204,6 +204,20 @@ WRITE_JSON = textwrap.dedent("""
 """)
 
 
+EXPORT_DIR = textwrap.dedent("""
+    import os, signal, sys
+    from kerasvk import io
+
+    base = sys.argv[1]
+    with io.atomic_dir(os.path.join(base, "model", "1")) as tmp:  # the previous, complete version
+        open(os.path.join(tmp, "saved_model.pb"), "wb").write(b"v1")
+    with io.atomic_dir(os.path.join(base, "model", "2")) as tmp:  # killed halfway through version 2
+        open(os.path.join(tmp, "saved_model.pb"), "wb").write(b"v2")
+        os.makedirs(os.path.join(tmp, "variables"))
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
 def _killed(script, *args):
     proc = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, env=_env())
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
@@ -245,6 +259,20 @@ def test_kill_during_json_write_keeps_the_previous_file(tmp_path):
     assert partial.name.startswith(".tmp-history-")
     with pytest.raises(json.JSONDecodeError):
         json.loads(partial.read_text())  # half a JSON: what a non-atomic write would have left in place
+
+
+def test_kill_during_export_leaves_no_half_version(tmp_path):
+    """An export (``io.atomic_dir``) killed mid-way: TF Serving sees version 1 only, never a half version 2."""
+    _killed(EXPORT_DIR, tmp_path)
+    served, hidden = [], []
+    for p in (tmp_path / "model").iterdir():
+        (hidden if p.name.startswith(".") else served).append(p.name)
+    assert served == ["1"] and len(hidden) == 1 and hidden[0].startswith(".tmp-2-")  # hidden: never served
+    assert (tmp_path / "model" / "1" / "saved_model.pb").read_bytes() == b"v1"
+    from kerasvk import io
+
+    io.remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["1"]
 
 
 def test_resume_removes_stale_temporaries_and_never_backs_up_a_diverged_epoch(tmp_path, capsys):
