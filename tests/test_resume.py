@@ -108,6 +108,33 @@ def test_sigkilled_run_resumes_bit_exact(model, tmp_path, capsys):
     assert not (killed / "backup").exists() and not list(killed.glob(".tmp-*"))
 
 
+def test_an_unfinished_run_is_resumed_only_by_its_own_settings(tmp_path, capsys):
+    """Another model or data into a folder with a pending backup is refused before anything is written
+    (it restored the wrong backup: keras' "5 objects could not be loaded", and overwrote run.json)."""
+    import keras
+
+    from kerasvk.training import train
+
+    class DieAfterEpoch1(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise _Died()
+
+    run = tmp_path / "run"
+    kw = dict(epochs=2, batch_size=16, verbose=0, model_kwargs={"dense_units": 4})
+    with pytest.raises(_Died):
+        train("simple_cnn", "patterns:classes=5,count=40", out=run, callbacks=[DieAfterEpoch1()], **kw)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    argv = ["train", "simple_cnn", "--data", "patterns:classes=5,count=40", "--epochs", "2", "--batch-size", "16",
+            "--set", "dense_units=8", "--out", str(run), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds an unfinished run (backup/ after epoch 1) made with other settings (model_kwargs:" in err
+    assert "Rerun its own command to resume it" in err and "\n" not in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing written
+    report = train("simple_cnn", "patterns:classes=5,count=40", out=run, **{**kw, "epochs": 3})  # more epochs: fine
+    assert report["resumed_after_epoch"] == 1 and report["epochs_run"] == 3
+
+
 # ------------------------------------------------------------------- the other trainers, in-process
 IN_PROCESS = {  # (model, data, options): the smallest runs that still have each trainer's state
     # sampling noise from the model's SeedGenerator, the sample-grid callback's own fixed noise
@@ -304,6 +331,10 @@ def test_resume_removes_stale_temporaries_and_never_backs_up_a_diverged_epoch(tm
 
     best = load_model(run / "checkpoints" / "best.keras")
     assert all(np.isfinite(w).all() for w in best.get_weights())
+    assert main(["evaluate", str(run)]) == 2  # nothing to evaluate, and it says why
+    err = capsys.readouterr().err.strip()
+    assert "has no model.keras: its training diverged (at epoch 2, step 2: loss became nan)" in err
+    assert f"The last finite checkpoint is {run / 'checkpoints' / 'best.keras'} (epoch 1)" in err
 
     # diverged in its second step (the issue's `--lr 1e30 --optimizer sgd`): no checkpoint to keep, and it says so
     first = tmp_path / "first"

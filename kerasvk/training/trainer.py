@@ -384,6 +384,38 @@ def resume_point(out) -> tuple[int, dict]:
     return done, history
 
 
+RESUME_MAY_CHANGE = ("epochs",)  # a resumed run may be given more (or fewer) epochs; nothing else may differ
+
+
+def check_resumable(out, config) -> None:
+    """``ValueError`` when ``out`` holds an unfinished run (a backup to resume) made with other settings.
+
+    The rerun would otherwise restore a backup of another model or data (keras' "objects could not be
+    loaded", or silently different numbers) and overwrite that run's run.json. Checked before anything is
+    written.
+    """
+    import json
+
+    out = Path(out)
+    if not (out / "backup" / "training_metadata.json").is_file() or not (out / "run.json").is_file():
+        return
+    try:
+        before = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return  # no readable record of the earlier settings: RunBackup's own checks answer a mismatch
+    now = json.loads(json.dumps(config, default=io.json_default))
+    keys = sorted(set(before) | set(now), key=lambda k: (k not in ("model", "data", "model_kwargs"), k))
+    differ = [k for k in keys if k not in RESUME_MAY_CHANGE and before.get(k) != now.get(k)]
+    if differ:
+        shown = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in differ[:3])
+        raise ValueError(
+            f"--out {out} holds an unfinished run (backup/ after epoch "
+            f"{json.loads((out / 'backup' / 'training_metadata.json').read_text()).get('epoch')}) made with other "
+            f"settings ({shown}{'; ...' if len(differ) > 3 else ''}). Rerun its own command to resume it, use "
+            f"another --out, or delete {out / 'backup'} to start over."
+        )
+
+
 def write_csv_log(history, path) -> Path:
     """``training_log.csv`` (CSVLogger's layout: epoch, then the sorted keys) from a whole history."""
     from kerasvk.training.callbacks import csv_log_text
@@ -651,6 +683,7 @@ def train(
         "strategy": type(dist).__name__ if dist is not None else "default",
         "parameters": int(net.count_params()),
     }
+    check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
     io.remove_stale_temporaries(out)  # what a killed write left behind (never where anything is read)
     io.write_json(config, out / "run.json")
@@ -785,6 +818,17 @@ def read_run(run) -> tuple[Path, dict]:
     run = Path(run)
     if not run.is_dir():
         raise FileNotFoundError(f"Run folder not found: {run} (made by `kerasvk train ... --out {run}`).")
+    if (run / "run.json").is_file() and not (run / "model.keras").is_file():
+        try:
+            metrics = io.read_json(run / "metrics.json")
+        except (FileNotFoundError, ValueError):
+            metrics = {}
+        if isinstance(metrics, dict) and metrics.get("diverged"):
+            kept = metrics.get("last_finite_checkpoint")
+            raise ValueError(
+                f"{run} has no model.keras: its training diverged ({metrics.get('reason')})."
+                + (f" The last finite checkpoint is {kept} (epoch {metrics.get('last_finite_epoch')})." if kept else "")
+            )
     for f in ("run.json", "model.keras"):
         if not (run / f).is_file():
             raise FileNotFoundError(f"{run} is not a complete run folder: {f} is missing.")
