@@ -298,7 +298,10 @@ def add_export(p):
 def run_export(args):
     if args.format == "litert":
         from kerasvk.export.litert import export_run_litert
+        from kerasvk.training.trainer import refuse_symlinked_folders
 
+        if args.out is None and os.path.isdir(args.run):
+            refuse_symlinked_folders(args.run)  # RUN/litert/ is written into the run folder
         report = export_run_litert(args.run, args.out)
         for q, f in report["files"].items():
             print(f"{f['path']}: {f['size_bytes']} bytes, test accuracy {f['accuracy']:.4f} "

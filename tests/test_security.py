@@ -112,7 +112,7 @@ def run_folder(tmp_path):
     return run
 
 
-def test_evaluate_and_predict_refuse_a_symlinked_folder_in_the_run(run_folder, tmp_path):
+def test_evaluate_predict_and_litert_refuse_a_symlinked_folder_in_the_run(run_folder, tmp_path):
     from kerasvk.training import evaluate_run, predict_run
 
     outside, before = _outside(tmp_path)
@@ -125,8 +125,11 @@ def test_evaluate_and_predict_refuse_a_symlinked_folder_in_the_run(run_folder, t
     png.write_bytes(tf.io.encode_png(np.zeros((16, 16, 1), "uint8")).numpy())
     with pytest.raises(ValueError, match="symlinked folder"):
         predict_run(run_folder, [png])
+    (run_folder / "plots").unlink()
+    (run_folder / "litert").symlink_to(outside / "dir", target_is_directory=True)
+    assert main(["export", str(run_folder), "--format", "litert"]) == 2
     assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == before
-    assert sorted(p.name for p in run_folder.iterdir()) == ["model.keras", "plots", "run.json"]
+    assert sorted(p.name for p in run_folder.iterdir()) == ["litert", "model.keras", "run.json"]
 
 
 def test_export_never_writes_through_a_symlink_or_outside_its_base(run_folder, tmp_path, capsys):
