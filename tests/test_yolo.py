@@ -14,8 +14,13 @@ from kerasvk.registry import get_spec
 TINY = get_spec("yolo").test_kwargs
 
 
+V8_STRIDES = (8, 16, 32)
+
+
 def tiny(**kw):
-    return kerasvk.build("yolo", **{**TINY, **kw})
+    """The registry's tiny YOLO on YOLOv8's P3–P5 (the grid the unit tests below are written for); the P2–P5
+    default is covered by test_p2_levels..., test_models_common and test_detection_task."""
+    return kerasvk.build("yolo", **{**TINY, "levels": Y.V8_LEVELS, **kw})
 
 
 def fixed_batch():
@@ -37,7 +42,7 @@ def fixed_batch():
 
 # ----------------------------------------------------------------------------------- structure
 def test_grid_points_convention():
-    points, strides = Y._grid_points((64, 64, 3))
+    points, strides = Y._grid_points((64, 64, 3), V8_STRIDES)
     assert points.shape == (8 * 8 + 4 * 4 + 2 * 2, 2) and strides.shape == (84,)
     np.testing.assert_array_equal(points[:3], [[4, 4], [12, 4], [20, 4]])  # row-major: x varies fastest
     np.testing.assert_array_equal(points[8], [4, 12])
@@ -66,7 +71,7 @@ def test_output_shapes_and_decode():
 
 
 def test_distances_roundtrip():
-    points, strides = Y._grid_points((64, 64, 3))
+    points, strides = Y._grid_points((64, 64, 3), V8_STRIDES)
     d = np.random.default_rng(0).uniform(0, 5, (2, 84, 4)).astype("float32")
     boxes = Y.distances_to_boxes(d, points, strides)
     np.testing.assert_allclose(np.asarray(Y.boxes_to_distances(boxes, points, strides)), d, atol=1e-4)
@@ -113,7 +118,7 @@ def test_neck_needs_exact_halving():
 
 # ---------------------------------------------------------------------------------- assignment
 def _assign(gt_boxes, gt_labels, pred_boxes=None, topk=10, num_classes=3, image=64):
-    points, _ = Y._grid_points((image, image, 3))
+    points, _ = Y._grid_points((image, image, 3), V8_STRIDES)
     b = len(gt_boxes)
     if pred_boxes is None:  # every point predicts a 24-px box around itself
         pred_boxes = np.concatenate([points - 12, points + 12], -1)[None].repeat(b, 0)
@@ -246,12 +251,13 @@ def test_p2_levels_add_the_stride_4_grid_and_round_trip():
     points, strides = Y._grid_points((64, 64, 3), model.strides)
     np.testing.assert_array_equal(model.points, points)
     np.testing.assert_array_equal(points[:2], [[2, 2], [6, 2]])
-    np.testing.assert_array_equal(points[256:], Y._grid_points((64, 64, 3))[0])  # then P3-P5 as before
+    np.testing.assert_array_equal(points[256:], Y._grid_points((64, 64, 3), V8_STRIDES)[0])  # then P3-P5 as before
     again = Y.YOLO.from_config(model.get_config())
     assert again.get_config() == model.get_config() and again.get_config()["levels"] == ["P2", "P3", "P4", "P5"]
     x, _ = example_inputs(model, batch_size=1)
     np.testing.assert_allclose(np.asarray(again(x)).shape, np.asarray(model(x)).shape)
     assert tiny(levels=("P3", "P4")).strides == (8, 16)  # a 2-level model: input a multiple of 16 suffices
+    assert kerasvk.build("yolo", **TINY).levels == ("P2", "P3", "P4", "P5")  # the registered default
 
 
 def test_other_backbone():

@@ -17,11 +17,13 @@ Why this design:
   target, CIoU (``keras.utils.bounding_boxes.compute_ciou``) scores the decoded box. Loss weights
   7.5 (box) / 0.5 (class) / 1.5 (DFL) as in YOLOv8, each normalised by the sum of class targets.
 
-- **Levels** ``P3–P5`` (strides 8/16/32) by default, as YOLOv8; ``levels=("P2", "P3", "P4", "P5")`` adds the
-  stride-4 level of Ultralytics' ``yolov8-p2``: on ``shapes`` at 128×128, 41% of the boxes hold at most two
-  stride-8 cell centres (a ≤ 11 px object gets one or two candidate points), against 5% at stride 4.
+- **Levels** ``P2–P5`` (strides 4/8/16/32) by default, as Ultralytics' ``yolov8-p2``; ``levels=("P3", "P4",
+  "P5")`` is plain YOLOv8. The default input is small (128×128) and so are its objects: on ``shapes``, 41% of
+  the boxes hold at most two stride-8 cell centres (a ≤ 11 px object gets one or two candidate points),
+  against 5% at stride 4. Measured (30 epochs, same data and seed): P3–P5 mAP@.5 0.745, mAP@[.5:.95] 0.553;
+  P2–P5 0.880 / 0.689 (recall@.5 of 8–12 px boxes 0.76 → 0.91), for 18% more parameters and 4× the points.
 
-Graph: ``kerasvk.backbone(backbone)`` (any registered backbone; ``levels``, default P3/P4/P5; default
+Graph: ``kerasvk.backbone(backbone)`` (any registered backbone; ``levels``, default P2–P5; default
 resnet18 at width 0.25, ``base.DEFAULT_BACKBONE_KWARGS``) →
 ``neck.pan_fpn`` (C2f blocks) → per level a decoupled head (box branch: two 3×3 conv–BN–SiLU + 1×1 to
 ``4·reg_max`` DFL logits; class branch: two 3×3 + 1×1 to ``num_classes`` sigmoid logits, bias prior
@@ -57,8 +59,9 @@ from kerasvk.models.detection.neck import BLOCKS, BN_MOMENTUM, pan_fpn
 from kerasvk.registry import PYRAMID_LEVELS, get_spec, variant
 from kerasvk.registry import backbone as build_backbone
 
-LEVELS = ("P3", "P4", "P5")  # the default levels (YOLOv8); ("P2", ..., "P5") is YOLOv8-p2 for small objects
-STRIDES = tuple(PYRAMID_LEVELS[lvl] for lvl in LEVELS)  # 8, 16, 32
+V8_LEVELS = ("P3", "P4", "P5")  # YOLOv8's levels, strides 8, 16, 32
+LEVELS = ("P2", "P3", "P4", "P5")  # kerasvk's default (Ultralytics' yolov8-p2): small images, small objects
+STRIDES = tuple(PYRAMID_LEVELS[lvl] for lvl in LEVELS)  # 4, 8, 16, 32
 CLASS_PRIOR = 0.01  # initial foreground probability of the class logits (RetinaNet's prior)
 EPS = 1e-9
 
