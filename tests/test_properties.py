@@ -227,7 +227,8 @@ def yolo_args(draw):
     return {"input_shape": (draw(side), draw(side), 3), "num_classes": draw(st.integers(1, 5)),
             "backbone_kwargs": TINY_BACKBONE, "neck_width": draw(st.sampled_from([4, 8])),
             "neck_block": draw(st.sampled_from(["c2f", "conv"])), "head_width": draw(st.sampled_from([4, 8])),
-            "reg_max": draw(st.integers(2, 8)), "topk": draw(st.integers(1, 12))}
+            "reg_max": draw(st.integers(2, 8)), "topk": draw(st.integers(1, 12)),
+            "levels": draw(st.sampled_from([("P3", "P4", "P5"), ("P2", "P3", "P4", "P5"), ("P4", "P5")]))}
 
 
 @st.composite
@@ -279,8 +280,8 @@ def test_detector_arguments(name):
         for t in (out.values() if isinstance(out, dict) else [out]):
             t = np.asarray(t)
             assert t.shape[0] == 1 and np.isfinite(t).all()
-        if name == "yolo":  # one row per grid cell of P3-P5: 4 * reg_max box bins + the class logits
-            cells = sum((h // s) * (w // s) for s in (8, 16, 32))
+        if name == "yolo":  # one row per grid cell of its levels: 4 * reg_max box bins + the class logits
+            cells = sum((h // 2 ** int(level[1])) * (w // 2 ** int(level[1])) for level in kwargs["levels"])
             assert np.asarray(out).shape == (1, cells, 4 * kwargs["reg_max"] + kwargs["num_classes"])
 
     rows = [r for r in DETECTOR_BAD[name] if (name, r[0], repr(r[1])) not in DETECTOR_KNOWN_GAPS]
