@@ -180,13 +180,20 @@ def check_options(opts) -> dict:
 
         check_schedule_numbers(opts["schedule"])
         parsed["schedule"] = parse_schedule(opts["schedule"])
-        if parsed["schedule"][0] == "cosine" and opts["warmup"] and opts["warmup"] >= opts["epochs"]:
-            raise ValueError(
-                f"warmup ({opts['warmup']} epochs) must be shorter than epochs ({opts['epochs']}): the cosine schedule "
-                f"decays after the warm-up. Use more epochs or a shorter warmup (0 for none). Received: "
-                f"epochs={opts['epochs']}, warmup={opts['warmup']}"
-            )
-    return parsed  # the augment value is the task's to check (classifier presets, detection box-aware modes)
+    return parsed
+
+
+def check_warmup(opts, parsed) -> None:
+    """A cosine schedule's warm-up must be shorter than the run (``kerasvk train yolo --epochs 1``: the recipe
+    warms up for one epoch). Checked with the other options, not after the data are loaded and the model built
+    (where ``make_schedule`` would refuse it in steps); after the data source, so that error comes first."""
+    schedule = parsed.get("schedule")
+    if schedule and schedule[0] == "cosine" and opts["warmup"] and opts["warmup"] >= opts["epochs"]:
+        raise ValueError(
+            f"warmup ({opts['warmup']} epochs) must be shorter than epochs ({opts['epochs']}): the cosine schedule "
+            f"decays after the warm-up. Use more epochs or a shorter warmup (0 for none). Received: "
+            f"epochs={opts['epochs']}, warmup={opts['warmup']}"
+        )  # the augment value is the task's to check (classifier presets, detection box-aware modes)
 
 
 def _name_part(text) -> str:
@@ -640,6 +647,7 @@ def train(
     transfer = {"weights": weights, "fine_tune": fine_tune, "l2sp": l2sp}
     check_arrays(data)
     task.check(spec, data, opts, transfer)
+    check_warmup(opts, parsed)
     out = check_out(out or default_run_dir(model, data))
     set_seed(seed)
     dist = resolve_strategy(strategy)
