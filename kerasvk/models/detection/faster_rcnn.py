@@ -19,7 +19,9 @@ Training (``compute_loss``; the second stage runs again on sampled RoIs inside t
   anchors per image sampled with at most ``rpn_positive_fraction`` positives (``sample_balanced``);
   objectness BCE over the sample, smooth-L1 (β = 1/9) of the deltas (variance 1) of its positives, both
   divided by the sample size.
-- RCNN: candidates = the RPN proposals (gradient stopped) + the ground-truth boxes; IoU ≥
+- RCNN: candidates = the RPN proposals (gradient stopped) + the ground-truth boxes + ``roi_jitter``
+  copies of each ground-truth box with its corners moved by up to ±15 % of its size (positives with
+  non-zero regression targets from the first step, while the RPN's proposals are still poor); IoU ≥
   ``roi_positive_iou`` is positive (class of the box), below it background; ``roi_batch_size`` RoIs per
   image with at most ``roi_positive_fraction`` positives, positives first; softmax cross-entropy over
   C + 1 classes, box loss of the ground-truth class's deltas (variance 0.1/0.2) on the positives:
@@ -270,6 +272,7 @@ class FasterRCNN(Detector, keras.Model):
         roi_positive_iou=0.5,
         roi_size=7,
         roi_canonical_size=64.0,
+        roi_jitter=2,
         head_units=256,
         box_loss="smooth_l1",
         seed=0,
@@ -289,6 +292,7 @@ class FasterRCNN(Detector, keras.Model):
             ("fpn_filters", fpn_filters, 1), ("rpn_pre_nms_topk", rpn_pre_nms_topk, 1),
             ("num_proposals", num_proposals, 1), ("rpn_batch_size", rpn_batch_size, 1),
             ("roi_batch_size", roi_batch_size, 1), ("roi_size", roi_size, 1), ("head_units", head_units, 1),
+            ("roi_jitter", roi_jitter, 0),
             ("rpn_positive_fraction", rpn_positive_fraction, "fraction"),
             ("roi_positive_fraction", roi_positive_fraction, "fraction"),
             ("roi_positive_iou", roi_positive_iou, "fraction"), ("rpn_nms_iou", rpn_nms_iou, "fraction"),
@@ -355,6 +359,7 @@ class FasterRCNN(Detector, keras.Model):
         self.roi_positive_fraction = float(roi_positive_fraction)
         self.roi_positive_iou = float(roi_positive_iou)
         self.box_loss = box_loss
+        self.roi_jitter = int(roi_jitter)
         self.seed_generator = keras.random.SeedGenerator(int(seed))
         self._hp = dict(
             input_shape=shape, num_classes=C, class_names=self.class_names, backbone=backbone,
@@ -364,7 +369,7 @@ class FasterRCNN(Detector, keras.Model):
             rpn_batch_size=self.rpn_batch_size, rpn_positive_fraction=self.rpn_positive_fraction,
             roi_batch_size=self.roi_batch_size, roi_positive_fraction=self.roi_positive_fraction,
             roi_positive_iou=self.roi_positive_iou, roi_size=int(roi_size),
-            roi_canonical_size=float(roi_canonical_size), head_units=int(head_units), box_loss=box_loss,
+            roi_canonical_size=float(roi_canonical_size), roi_jitter=int(roi_jitter), head_units=int(head_units), box_loss=box_loss,
             seed=int(seed), score_threshold=self.score_threshold, iou_threshold=self.iou_threshold,
             max_detections=self.max_detections,
         )
@@ -421,8 +426,16 @@ class FasterRCNN(Detector, keras.Model):
         gt_labels = ops.concatenate([gt_labels, -ops.ones((batch, 1), "int32")], axis=1)
         gt_valid = gt_labels >= 0
         props = ops.stop_gradient(ops.cast(y_pred["proposals"], "float32"))
-        cand = ops.concatenate([props, gt_boxes], axis=1)
-        cand_valid = ops.concatenate([ops.cast(y_pred["proposal_valid"], "float32") > 0.5, gt_valid], axis=1)
+        cand = [props, gt_boxes]
+        cand_valid = [ops.cast(y_pred["proposal_valid"], "float32") > 0.5, gt_valid]
+        if self.roi_jitter:  # jittered copies of the ground truth: box-head positives with non-zero targets
+            reps = ops.tile(gt_boxes, (1, self.roi_jitter, 1))
+            wh = ops.concatenate([reps[..., 2:] - reps[..., :2]] * 2, axis=-1)
+            noise = keras.random.uniform(ops.shape(reps), -0.15, 0.15, seed=self.seed_generator)
+            cand.append(reps + noise * wh)
+            cand_valid.append(ops.tile(gt_valid, (1, self.roi_jitter)))
+        cand = ops.concatenate(cand, axis=1)
+        cand_valid = ops.concatenate(cand_valid, axis=1)
         iou = ops.where(ops.expand_dims(gt_valid, 1), pairwise_iou(cand, gt_boxes), -1.0)  # (B, K, M)
         best = ops.max(iou, axis=2)
         best_gt = ops.cast(ops.argmax(iou, axis=2), "int32")
@@ -582,6 +595,7 @@ def faster_rcnn(
     roi_positive_iou=0.5,
     roi_size=7,
     roi_canonical_size=64.0,
+    roi_jitter=2,
     head_units=256,
     box_loss="smooth_l1",
     seed=0,

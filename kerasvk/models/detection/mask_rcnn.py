@@ -243,6 +243,7 @@ def mask_rcnn(
     roi_positive_iou=0.5,
     roi_size=7,
     roi_canonical_size=64.0,
+    roi_jitter=2,
     head_units=256,
     box_loss="smooth_l1",
     mask_roi_size=14,
