@@ -19,7 +19,7 @@ Training (``compute_loss``; the second stage runs again on sampled RoIs inside t
   anchors per image sampled with at most ``rpn_positive_fraction`` positives (``sample_balanced``);
   objectness BCE over the sample, smooth-L1 (β = 1/9) of the deltas (variance 1) of its positives, both
   divided by the sample size.
-- RCNN: candidates = the RPN proposals (gradient stopped) + the ground-truth boxes + ``roi_jitter``
+- RCNN: candidates = the RPN proposals (gradient stopped) + the ground-truth boxes + ``roi_jitter`` (default 0)
   copies of each ground-truth box with its corners moved by up to ±15 % of its size (positives with
   non-zero regression targets from the first step, while the RPN's proposals are still poor); IoU ≥
   ``roi_positive_iou`` is positive (class of the box), below it background; ``roi_batch_size`` RoIs per
@@ -163,7 +163,7 @@ class RPNProposals(keras.layers.Layer):
     in xyxy pixels, zero-padded, with a 1/0 validity flag. Nothing flows back through it.
     """
 
-    def __init__(self, image_shape, strides, sizes, aspect_ratios, pre_nms_topk=1000, num_proposals=128,
+    def __init__(self, image_shape, strides, sizes, aspect_ratios, pre_nms_topk=1000, num_proposals=64,
                  nms_iou=0.7, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(v) for v in image_shape)
@@ -261,7 +261,7 @@ class FasterRCNN(Detector, keras.Model):
         anchor_sizes=(12.0, 24.0, 48.0, 96.0),
         aspect_ratios=(0.5, 1.0, 2.0),
         rpn_pre_nms_topk=1000,
-        num_proposals=128,
+        num_proposals=64,
         rpn_nms_iou=0.7,
         rpn_positive_iou=0.7,
         rpn_negative_iou=0.3,
@@ -272,7 +272,7 @@ class FasterRCNN(Detector, keras.Model):
         roi_positive_iou=0.5,
         roi_size=7,
         roi_canonical_size=64.0,
-        roi_jitter=2,
+        roi_jitter=0,
         head_units=256,
         box_loss="smooth_l1",
         seed=0,
@@ -546,7 +546,8 @@ def _box_head(roi_size, channels, units, num_classes):
     return keras.Model(x_in, {"class_logits": logits, "box_deltas": deltas}, name="box_head")
 
 
-TRAIN_RECIPE = {"epochs": 30, "batch_size": 16, "optimizer": "adamw", "lr": 1e-3, "schedule": "cosine",
+# the measured recipe (README "Detection"): 10 epochs reach bbox mAP@.5 0.894 on shapes
+TRAIN_RECIPE = {"epochs": 10, "batch_size": 16, "optimizer": "adamw", "lr": 1e-3, "schedule": "cosine",
                 "warmup": 1, "augment": "flip"}
 
 _TINY = {
@@ -561,6 +562,7 @@ _TINY = {
     "rpn_batch_size": 64,
     "roi_batch_size": 16,
     "head_units": 32,
+    "roi_jitter": 2,
 }
 
 
@@ -584,7 +586,7 @@ def faster_rcnn(
     anchor_sizes=(12.0, 24.0, 48.0, 96.0),
     aspect_ratios=(0.5, 1.0, 2.0),
     rpn_pre_nms_topk=1000,
-    num_proposals=128,
+    num_proposals=64,
     rpn_nms_iou=0.7,
     rpn_positive_iou=0.7,
     rpn_negative_iou=0.3,
@@ -595,7 +597,7 @@ def faster_rcnn(
     roi_positive_iou=0.5,
     roi_size=7,
     roi_canonical_size=64.0,
-    roi_jitter=2,
+    roi_jitter=0,
     head_units=256,
     box_loss="smooth_l1",
     seed=0,
