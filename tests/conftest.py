@@ -51,7 +51,9 @@ def no_downloads(monkeypatch):
 KEEP_TOGETHER = {
     "test_bad_inputs.py",
     "test_detection_task.py",
+    "test_faster_rcnn.py",
     "test_litert.py",
+    "test_mask_rcnn.py",
     "test_serving_rest.py",
     "test_shapes_data.py",
     "test_ssd.py",
