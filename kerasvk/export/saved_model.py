@@ -15,6 +15,10 @@ Signatures:
 - any model may define ``serving_endpoints(self) -> {name: (fn, input_signature)}`` to add task
   signatures (a generative sampler, a ``generate`` loop, ...). If it defines ``serving_default``
   itself, that replaces the plain forward pass.
+
+Beside the SavedModel a version holds ``assets.extra/tf_serving_warmup_requests`` (one request per
+signature) and, for a classifier, ``assets.extra/class_names.json``; ``BASE/models.config`` lists every
+model. ``check_export`` verifies a version against its Keras model.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasvk import io
 from kerasvk.io import atomic_dir
 
 
@@ -234,6 +239,19 @@ def serving_functions(model, *, class_names=None, from_logits=False) -> dict:
     return functions
 
 
+CLASS_NAMES_FILE = Path("assets.extra") / "class_names.json"  # a classifier export's class names, in id order
+
+
+def served_class_names(model, class_names=None):
+    """The class names a classifier's export returns (``class_names``, else the ids as strings); ``None``
+    for a model that is not served as a classifier."""
+    if hasattr(model, "serving_endpoints") and "serving_default" in dict(model.serving_endpoints()):
+        return None
+    if not _is_classifier(model) or model.outputs[0].shape[-1] is None:
+        return None
+    return classifier_labels(class_names, int(model.outputs[0].shape[-1]))
+
+
 def add_serving_endpoints(archive, model, *, class_names=None, from_logits=False):
     """Register ``serving_functions(model)`` on a ``keras.export.ExportArchive``; return ``{name: input specs}``."""
     names = {}
@@ -283,6 +301,7 @@ def export_model(
     from kerasvk.export.serving import signature_examples, write_models_config, write_warmup
 
     examples = signature_examples(model, endpoints)
+    labels = served_class_names(model, class_names)
     root.mkdir(parents=True, exist_ok=True)
     # Written into a hidden temporary folder with its warm-up requests, made world-readable (0755/0644
     # under the usual umask, so a TF Serving process running as another user can read it) and renamed
@@ -293,6 +312,8 @@ def export_model(
             with atomic_dir(final, overwrite=False) as tmp:
                 archive.write_out(str(tmp), verbose=verbose)
                 write_warmup(tmp, name, examples)
+                if labels is not None:  # for clients and check-export (TF Serving ignores assets.extra)
+                    io.write_json(labels, tmp / CLASS_NAMES_FILE)
         except FileExistsError:
             if version is not None:
                 raise ValueError(f"{final} already exists; versions are never overwritten.") from None
@@ -399,7 +420,8 @@ def check_export(path, model=None, inputs=None, atol=1e-5, *, version=None, clas
     else on its warm-up request) and compares each output: floats within ``atol + rtol·|Keras|``, integers
     and strings exactly. With ``inputs`` and a plain forward ``serving_default``, ``max_abs_diff`` is its
     main output against ``model(inputs)`` (computed apart); otherwise the largest float difference over the
-    signatures compared. ``class_names``/``from_logits``: what the export was made with (a classifier's).
+    signatures compared. ``class_names``/``from_logits``: what the export was made with (a classifier's;
+    class names default to the export's ``assets.extra/class_names.json``).
 
     Returns ``{"path", "signatures": {name: {inputs, outputs}}, "warmup": {signature: {output: shape}},
     "keras": {signature: max |diff|}, "outputs", "max_abs_diff", "errors": [...]}``. A failing signature or a
@@ -437,6 +459,8 @@ def check_export(path, model=None, inputs=None, atol=1e-5, *, version=None, clas
             continue
         report["warmup"][signature] = {k: tuple(v.shape) for k, v in out.items()}
 
+    if model is not None and class_names is None and (path / CLASS_NAMES_FILE).is_file():
+        class_names = io.read_json(path / CLASS_NAMES_FILE, "class names file")  # what the export was made with
     functions = {} if model is None else serving_functions(model, class_names=class_names, from_logits=from_logits)
     report["no_warmup"] = sorted(set(loaded.signatures) - set(warmups))
     if model is not None and set(functions) != set(loaded.signatures):
