@@ -316,8 +316,8 @@ def add_check_export(p):
     p.add_argument("path", help="exported model folder (saved_models/NAME: its highest version) or version folder "
                    "(saved_models/NAME/1)")
     p.add_argument("--version", type=_positive_int, help="version to check under a model folder (default: the highest)")
-    p.add_argument("--run", help="run folder whose model.keras every signature must match, on the warm-up requests "
-                   "and on a batch of the run's test data")
+    p.add_argument("--run", help="run folder whose model.keras every signature must match, on a batch of the run's "
+                   "test data (samplers such as sample/generate: on their warm-up request)")
     p.add_argument("--atol", type=_positive_float, default=1e-5, help="absolute tolerance of float outputs (default 1e-5)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON instead of the listing")
 
