@@ -289,14 +289,14 @@ def add_export(p):
     p.add_argument("--base", default="saved_models", help="TF Serving base path (default saved_models)")
     p.add_argument("--name", help="model name under the base path (default: the run's model name)")
     p.add_argument("--version", type=_positive_int, help="version number (default: next free integer)")
-    p.add_argument("--format", choices=("savedmodel", "litert"), default="savedmodel",
-                   help="savedmodel (TF Serving, default) | litert (classifiers: float32 + int8 .tflite files, "
-                   "calibrated on the run's training images and evaluated on its test split)")
+    p.add_argument("--format", choices=("savedmodel", "litert", "tflite"), default="savedmodel",
+                   help="savedmodel (TF Serving, default) | litert or tflite (classifiers: float32 + int8 .tflite "
+                   "files, calibrated on the run's training images and evaluated on its test split)")
     p.add_argument("--out", help="litert: output folder (default RUN/litert)")
 
 
 def run_export(args):
-    if args.format == "litert":
+    if args.format in ("litert", "tflite"):
         from kerasvk.export.litert import export_run_litert
         from kerasvk.training.trainer import refuse_symlinked_folders
 
@@ -316,25 +316,56 @@ def run_export(args):
 
 # -------------------------------------------------------------------------------------- check-export
 def add_check_export(p):
-    p.add_argument("path", help="exported version folder, e.g. saved_models/lenet5/1")
-    p.add_argument("--run", help="run folder whose model.keras the export must match on its test images")
+    p.add_argument("path", help="exported model folder (saved_models/NAME: its highest version) or version folder "
+                   "(saved_models/NAME/1)")
+    p.add_argument("--version", type=_positive_int, help="version to check under a model folder (default: the highest)")
+    p.add_argument("--run", help="run folder whose model.keras every signature must match, on a batch of the run's "
+                   "test data (samplers such as sample/generate: on their warm-up request)")
+    p.add_argument("--atol", type=_positive_float, default=1e-5, help="absolute tolerance of float outputs (default 1e-5)")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON instead of the listing")
 
 
 def run_check_export(args):
+    """Lists the signatures (as ``saved_model_cli show``), replays the warm-up requests, compares with the run's
+    Keras model; prints one JSON summary line last. A failing signature or a mismatch: exit 1."""
     import numpy as np
 
     from kerasvk.export import check_export
+    from kerasvk.export.saved_model import format_signatures
 
     model = inputs = None
+    options = {}
     if args.run:
         from kerasvk.training import load_run_model
         from kerasvk.training.trainer import run_data
 
-        model, _ = load_run_model(args.run)
-        batch = next(iter(run_data(args.run, batch_size=32).test))[0]
+        model, config = load_run_model(args.run)
+        if config.get("task", "classification") == "classification":
+            options["class_names"] = config.get("class_names")
+        batch = next(iter(run_data(args.run, batch_size=16).test))[0]
         inputs = [np.asarray(b) for b in batch] if isinstance(batch, (list, tuple)) else np.asarray(batch)
-    report = check_export(args.path, model=model, inputs=inputs)
-    print(json.dumps(report, indent=2, default=str))
+    report = check_export(args.path, model=model, inputs=inputs, version=args.version, atol=args.atol,
+                          raise_on_mismatch=False, **options)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(f"{report['path']}:")
+        for line in format_signatures(report["signatures"]):
+            print(line)
+        for sig in report["signatures"]:
+            warm = report["warmup"].get(sig)
+            state = "no warm-up request" if sig in report["no_warmup"] else ("ok" if warm is not None else "FAILED")
+            keras_diff = report["keras"].get(sig)
+            vs_keras = f"; vs Keras max |diff| {keras_diff:.3g}" if keras_diff is not None else ""
+            print(f"{sig}: warm-up {state}{vs_keras}")
+        summary = {"path": report["path"], "signatures": len(report["signatures"]),
+                   "warmup_ok": len(report["warmup"]), "compared_with_keras": len(report["keras"]),
+                   "max_abs_diff": report["max_abs_diff"], "errors": len(report["errors"])}
+        print(json.dumps(summary))
+    if report["errors"]:
+        extra = f" (and {len(report['errors']) - 1} more)" if len(report["errors"]) > 1 else ""
+        print(f"kerasvk: check-export failed: {report['errors'][0]}{extra}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -381,7 +412,8 @@ COMMANDS = {
     "evaluate": (add_evaluate, run_evaluate, "a run's test report: classifiers accuracy, P/R/F1, top-k, confusion matrix; detectors COCO mAP"),
     "predict": (add_predict, run_predict, "top-k classes of image files, or samples from a generator"),
     "export": (add_export, run_export, "export a run as a TF Serving SavedModel (BASE/NAME/VERSION)"),
-    "check-export": (add_check_export, run_check_export, "load an export and compare it with its run's model"),
+    "check-export": (add_check_export, run_check_export,
+                     "list an export's signatures, replay its warm-up requests, compare them with the run's model"),
     "augment-preview": (add_augment_preview, run_augment_preview, "PNG grid of augmented training samples"),
     "plot-schedule": (add_plot_schedule, run_plot_schedule, "draw a learning-rate schedule into a PNG"),
 }
