@@ -2,7 +2,8 @@
 
 ``check_model(name, tmp_path)`` builds the model at its registered tiny size and runs:
 forward pass → finite outputs → one training step → ``.keras`` save/load (``safe_mode=True``)
-with equal outputs → SavedModel export and ``tf.saved_model.load`` with equal outputs.
+with equal outputs. The SavedModel side (every model, every signature against Keras) is
+``tests/test_export_every_model.py``'s.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def compile_for_test(spec, model):
     build_optimizer(model)  # its variables made here: the train step is traced once, not twice
 
 
-def check_model(name, tmp_path, *, export=True, train=True, **overrides):
+def check_model(name, tmp_path, *, train=True, **overrides):
     """Run the standard checks on registered model ``name``; return the built model."""
     import keras
 
@@ -79,48 +80,4 @@ def check_model(name, tmp_path, *, export=True, train=True, **overrides):
     restored = keras.saving.load_model(path, safe_mode=True)
     assert_outputs_close(ref, outputs_of(restored, x))
 
-    if export:
-        import tensorflow as tf
-
-        from kerasvk.export import export_model
-
-        out_dir = export_model(model, base=tmp_path / "saved_models", name=name)
-        from kerasvk.export.serving import read_warmup
-
-        loaded = tf.saved_model.load(str(out_dir))
-        # every signature runs on its warm-up request (what check_export does, on the export loaded once:
-        # a second load of a large graph costs seconds)
-        warmups = read_warmup(out_dir)
-        assert set(warmups) == set(loaded.signatures), f"{name}: warm-up requests {sorted(warmups)}"
-        for signature, request in warmups.items():
-            loaded.signatures[signature](**{k: tf.constant(v) for k, v in request.items()})
-        fn = loaded.signatures["serving_default"]
-        if spec.task == "detection":  # uint8 images in, the TF Object Detection API outputs out
-            check_detection_export(model, fn, x)
-            return model
-        sig_names = list(fn.structured_input_signature[1])
-        # a one-input signature names its input itself (classifiers: "images"); several keep the model's
-        arg_names = sig_names if len(sig_names) == 1 else [t.name.split(":")[0] for t in model.inputs]
-        xs = x if isinstance(x, (list, tuple)) else [x]
-        served = fn(**{n: tf.constant(v) for n, v in zip(arg_names, xs)})
-        key = "probabilities" if "probabilities" in served else sorted(served)[0]
-        np.testing.assert_allclose(served[key].numpy(), ref[0], atol=1e-5, rtol=1e-5)
     return model
-
-
-def check_detection_export(model, fn, images, atol=1e-4):
-    """The exported ``serving_default`` (uint8 images) gives ``model.detect``'s detections on the same pixels."""
-    import tensorflow as tf
-
-    pixels = np.round(np.asarray(images) * 255.0).astype("uint8")
-    served = {k: v.numpy() for k, v in fn(images=tf.constant(pixels)).items()}
-    ref = model.detect(pixels.astype("float32") / 255.0)
-    h, w = model.image_shape[:2]
-    np.testing.assert_array_equal(served["num_detections"], ref["num_detections"])
-    for i, n in enumerate(ref["num_detections"]):
-        yx = served["detection_boxes"][i, :n]
-        as_xyxy = np.stack([yx[:, 1] * w, yx[:, 0] * h, yx[:, 3] * w, yx[:, 2] * h], axis=-1)
-        np.testing.assert_allclose(as_xyxy, ref["boxes"][i, :n], atol=atol * max(h, w))
-        np.testing.assert_allclose(served["detection_scores"][i, :n], ref["scores"][i, :n], atol=atol)
-        np.testing.assert_array_equal(served["detection_classes"][i, :n], ref["classes"][i, :n])
-    return served

@@ -33,6 +33,8 @@ FAMILY_SIGNATURES = {
     "wavenet": {"serving_default", "generate"},
     "yolo": {"serving_default"},
     "ssd": {"serving_default"},
+    "faster_rcnn": {"serving_default"},
+    "mask_rcnn": {"serving_default"},
 }
 MADE_UP = re.compile(r"output_\d+|keras_tensor(_\d+)?|input_layer(_\d+)?|args_\d+")
 
@@ -85,6 +87,7 @@ def test_every_signature_of_every_model_matches_keras(name, tmp_path):
         default = report["signatures"]["serving_default"]
         assert default["inputs"] == {"images": {"dtype": "uint8", "shape": [-1, -1, -1, 3]}}
         assert DETECTION_OUTPUTS <= set(default["outputs"])
+        assert ("detection_masks" in default["outputs"]) == (spec.family == "mask_rcnn")
     for sig, io_ in report["signatures"].items():
         for n in [*io_["inputs"], *io_["outputs"]]:
             assert not MADE_UP.fullmatch(n), f"{name}: signature {sig} has a made-up name {n!r}"

@@ -53,7 +53,7 @@ from kerasvk.models.detection.base import (
     set_batchnorm_momentum,
 )
 from kerasvk.models.detection.neck import fpn
-from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, get_spec, register
+from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, get_spec, variant
 
 LEVELS = ("P2", "P3", "P4", "P5")
 STRIDES = tuple(PYRAMID_LEVELS[v] for v in LEVELS)
@@ -566,48 +566,18 @@ _TINY = {
 }
 
 
-@register(
+faster_rcnn = variant(
+    FasterRCNN,
     "faster_rcnn",
     task="detection",
     family="faster_rcnn",
+    fixed={},
     description="Faster R-CNN + FPN (P2-P5): RPN proposals, multi-level RoIAlign, two-FC box head with "
     "class-specific regression; trained end to end by fit.",
     test_kwargs=_TINY,
     example_inputs=example_inputs,
     train_defaults=TRAIN_RECIPE,
 )
-def faster_rcnn(
-    input_shape=(128, 128, 3),
-    num_classes=4,
-    class_names=None,
-    backbone="resnet18",
-    backbone_kwargs=None,
-    fpn_filters=64,
-    anchor_sizes=(12.0, 24.0, 48.0, 96.0),
-    aspect_ratios=(0.5, 1.0, 2.0),
-    rpn_pre_nms_topk=1000,
-    num_proposals=64,
-    rpn_nms_iou=0.7,
-    rpn_positive_iou=0.7,
-    rpn_negative_iou=0.3,
-    rpn_batch_size=256,
-    rpn_positive_fraction=0.5,
-    roi_batch_size=64,
-    roi_positive_fraction=0.25,
-    roi_positive_iou=0.5,
-    roi_size=7,
-    roi_canonical_size=64.0,
-    roi_jitter=0,
-    head_units=256,
-    box_loss="smooth_l1",
-    seed=0,
-    score_threshold=NMS_DEFAULTS["score_threshold"],
-    iou_threshold=NMS_DEFAULTS["iou_threshold"],
-    max_detections=NMS_DEFAULTS["max_detections"],
-    name="faster_rcnn",
-):
-    """Faster R-CNN with FPN P2–P5 on a kerasvk backbone (default resnet18 at width 0.25, 128×128)."""
-    return FasterRCNN(**locals())
 
 
 __all__ = ["FasterRCNN", "RPNProposals", "sample_balanced", "encode", "decode", "pairwise_iou", "PAD_LABEL"]
