@@ -178,10 +178,16 @@ class Detector:
             }
             if names is not None:
                 out["detection_class_names"] = tf.gather(names, det["classes"])
+            out.update(self.extra_serving_outputs(det, images))
             return out
 
         spec = [tf.TensorSpec((None, None, None, c), tf.uint8, name="images")]
         return {"serving_default": (serve, spec)}
+
+    def extra_serving_outputs(self, det, images):
+        """Outputs a subclass adds to ``serving_default`` (e.g. Mask R-CNN's ``detection_masks``), from the
+        postprocessed detections ``det`` and the served uint8 ``images``; none here."""
+        return {}
 
 
 def _cached_postprocess(model, score_threshold, iou_threshold, max_detections):

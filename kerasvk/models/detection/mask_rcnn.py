@@ -174,32 +174,13 @@ class MaskRCNN(FasterRCNN):
         det["masks"] = ops.cast(pasted >= self.mask_threshold, "uint8")
         return det
 
-    def serving_endpoints(self):
-        """``serving_default``: the Detector outputs plus ``detection_masks`` at the size of the image sent."""
+    def extra_serving_outputs(self, det, images):
+        """``detection_masks`` (B, D, H, W) uint8, resized to the size of the image sent."""
         import tensorflow as tf
 
-        h, w, c = self.image_shape
-        names = tf.constant([str(n) for n in self.class_names]) if self.class_names else None
-
-        def serve(images):
-            x = tf.image.resize(tf.cast(images, tf.float32), (h, w), method="bilinear") / 255.0
-            det = self.postprocess(self(x, training=False))
-            x1, y1, x2, y2 = tf.unstack(det["boxes"], axis=-1)
-            masks = tf.transpose(tf.cast(det["masks"], tf.float32), (0, 2, 3, 1))  # (B, h, w, D)
-            masks = tf.image.resize(masks, tf.shape(images)[1:3], method="bilinear")
-            out = {
-                "detection_boxes": tf.stack([y1 / h, x1 / w, y2 / h, x2 / w], axis=-1),
-                "detection_scores": det["scores"],
-                "detection_classes": det["classes"],
-                "num_detections": det["num_detections"],
-                "detection_masks": tf.cast(tf.transpose(masks, (0, 3, 1, 2)) >= 0.5, tf.uint8),
-            }
-            if names is not None:
-                out["detection_class_names"] = tf.gather(names, det["classes"])
-            return out
-
-        spec = [tf.TensorSpec((None, None, None, c), tf.uint8, name="images")]
-        return {"serving_default": (serve, spec)}
+        masks = tf.transpose(tf.cast(det["masks"], tf.float32), (0, 2, 3, 1))  # (B, h, w, D)
+        masks = tf.image.resize(masks, tf.shape(images)[1:3], method="bilinear")
+        return {"detection_masks": tf.cast(tf.transpose(masks, (0, 3, 1, 2)) >= 0.5, tf.uint8)}
 
 
 def example_inputs_with_masks(model, batch_size=2, seed=0):
