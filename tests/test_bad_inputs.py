@@ -174,7 +174,7 @@ CLI_ROWS = [
     ([*T, "--data", P, "--set", "nosuch=1"], "does not take argument(s) nosuch"),
     ([*T, "--data", P, "--set", "input_shape=(32,32)"], "input_shape"),
     ([*T, "--data", P, "--set", "num_classes=0"], "num_classes"),
-    ([*T, "--data", P, "--set", "filters='abc'"], "simple_cnn cannot be built with dense_units=4, filters='abc'"),
+    ([*T, "--data", P, "--set", "filters='abc'"], "simple_cnn: filters must be a non-empty list/tuple of integers >= 1"),
     (["train", "gpt", "--seq-len", "1", "--epochs", "1"], "seq_len must be an integer >= 2"),
     (["train", "lenet5", "--seq-len", "8", "--data", P], "Unknown training option(s) ['seq_len']"),
     # data sources and label counts

@@ -164,12 +164,12 @@ BAD_ARGUMENTS = [
     ({"input_shape": (96, 80, 3)}, "multiples of 32"),
     ({"input_shape": (64, 64, 1)}, r"\(height, width, 3\)"),
     ({"num_classes": 0}, "num_classes must be an integer >= 1"),
-    ({"backbone": "resnet19"}, "Unknown model name"),
+    ({"backbone": "resnet19"}, r"'resnet19' is not a registered model \(did you mean 'resnet18'\?\)\. Allowed backbones"),
     ({"anchor_sizes": (8, 16)}, "one positive pixel size per level"),
     ({"box_loss": "l2"}, "box_loss must be one of"),
     ({"roi_positive_fraction": 0.0}, r"roi_positive_fraction must be a number in \(0, 1\]"),
     ({"num_proposals": 0}, "num_proposals must be an integer >= 1"),
-    ({"rpn_positive_iou": 0.3, "rpn_negative_iou": 0.5}, "negative_iou must be <= positive_iou"),
+    ({"rpn_positive_iou": 0.3, "rpn_negative_iou": 0.5}, "rpn_negative_iou must be <= rpn_positive_iou"),
 ]
 
 

@@ -63,6 +63,31 @@ def set_batchnorm_momentum(model, momentum=BN_MOMENTUM):
         stack.extend(getattr(layer, "layers", None) or [])
 
 
+def check_backbone(backbone, levels, model="detector"):
+    """The registry spec of ``backbone``, a registered model with (at least) pyramid ``levels``; else a
+    ``ValueError`` naming ``backbone`` and listing the registered models that have those levels (the
+    closest name first, for a typo)."""
+    import difflib
+
+    from kerasvk.registry import get_spec, list_models
+
+    levels = tuple(levels)
+    names = list_models()
+    allowed = [n for n in names if set(levels) <= set(get_spec(n).pyramid_levels)]
+    if isinstance(backbone, str) and backbone in names:
+        spec = get_spec(backbone)
+        if set(levels) <= set(spec.pyramid_levels):
+            return spec
+        why = f"{backbone!r} has " + (f"only {', '.join(spec.pyramid_levels)}" if spec.pyramid_levels else "none")
+    else:
+        close = difflib.get_close_matches(backbone, allowed, n=1) if isinstance(backbone, str) else []
+        why = f"{backbone!r} is not a registered model" + (f" (did you mean {close[0]!r}?)" if close else "")
+    raise ValueError(
+        f"{model} needs a backbone with pyramid levels {', '.join(levels)}; {why}. Allowed backbones: "
+        f"{', '.join(allowed)}. Received: backbone={backbone!r}"
+    )
+
+
 def check_box_format(fmt) -> str:
     """``fmt`` if keras knows it, else a ``ValueError`` listing the formats."""
     if fmt not in BOX_FORMATS:

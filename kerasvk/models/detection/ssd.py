@@ -38,10 +38,11 @@ from kerasvk.models.detection.base import (
     NMS_DEFAULTS,
     Detector,
     set_batchnorm_momentum,
+    check_backbone,
     check_nms_options,
     example_inputs,
 )
-from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, get_spec, register
+from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, register
 
 HEADS = ("conv", "separable")
 NECKS = (None, "fpn")
@@ -75,9 +76,7 @@ def _validate(input_shape, num_classes, class_names, backbone, levels, extra_lev
         raise ValueError(f"head must be one of {HEADS}. Received: head={head!r}")
     if neck not in NECKS:
         raise ValueError(f"neck must be one of {NECKS}. Received: neck={neck!r}")
-    spec = get_spec(backbone)  # an unknown name raises the registry's error (close matches, all models)
-    if not spec.pyramid_levels:
-        raise ValueError(f"SSD needs a backbone with pyramid outputs; {backbone!r} has none. See kerasvk list.")
+    check_backbone(backbone, lv, "SSD")
     strides = [PYRAMID_LEVELS[v] for v in lv]
     strides += [strides[-1] * 2 ** (i + 1) for i in range(extra_levels)]
     top = strides[-1]

@@ -30,23 +30,15 @@ import numpy as np
 from keras import ops
 
 from kerasvk.layers.generative import seeded_normal
+from kerasvk.models.checks import check_image_shape, check_int, check_int_sequence, check_number
 from kerasvk.registry import variant
 
 
 def _validate(input_shape, latent_dim, g_filters, d_filters):
-    shape = tuple(input_shape) if input_shape is not None else None
-    if shape is None or len(shape) != 3 or any(d is None or int(d) < 1 for d in shape):
-        raise ValueError(
-            f"GAN input_shape must be (height, width, channels). Received: input_shape={input_shape}"
-        )
-    if not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be an integer >= 1. Received: latent_dim={latent_dim!r}")
-    g_filters = tuple(int(f) for f in g_filters)
-    d_filters = tuple(int(f) for f in d_filters)
-    if not g_filters or min(g_filters) < 1 or not d_filters or min(d_filters) < 1:
-        raise ValueError(
-            f"g_filters and d_filters must be non-empty positive ints. Received: {g_filters}, {d_filters}"
-        )
+    shape = check_image_shape(input_shape, model="GAN")
+    check_int("latent_dim", latent_dim)
+    g_filters = check_int_sequence("g_filters", g_filters, why=" (the generator's, one per block)")
+    d_filters = check_int_sequence("d_filters", d_filters, why=" (the discriminator's, one per block)")
     step = 2 ** len(g_filters)
     if shape[0] % step or shape[1] % step:
         raise ValueError(
@@ -332,8 +324,7 @@ class WGANGP(GAN):
             input_shape=input_shape, latent_dim=latent_dim, g_filters=g_filters, d_filters=d_filters, seed=seed,
             name=name, **kwargs,
         )
-        if gp_weight < 0:
-            raise ValueError(f"gp_weight must be >= 0. Received: gp_weight={gp_weight}")
+        check_number("gp_weight", gp_weight, low=0.0, why=" (the gradient-penalty weight)")
         self.gp_weight = float(gp_weight)
         self._hp["gp_weight"] = self.gp_weight
         self.gp_tracker = keras.metrics.Mean(name="gp")
