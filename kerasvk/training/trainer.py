@@ -10,7 +10,9 @@ What differs by task (data, losses/metrics, report, sample files) is in ``tasks.
     run.json          configuration: model, build keywords, data facts (split, image size, class names,
                       vocabulary, ...), every training option used — enough to re-create the data
     history.json      per-epoch metrics (including the learning rate)
-    metrics.json      the task's test-split report (+ train_seconds, epochs_run)
+    metrics.json      the task's test-split report (+ train_seconds over every attempt, epochs_run)
+    attempts.json     one record per process that trained the run ({resumed_after_epoch, train_seconds}):
+                      an uninterrupted run has one, a killed and resumed run one more per resume
     model.keras       the trained model (loads with safe_mode=True)
     training_log.csv  the same per-epoch record as CSV (rewritten atomically each epoch);  logs/  TensorBoard
     checkpoints/      best.keras (by val_loss) or last.keras (GANs): only epochs with finite losses/weights
@@ -24,7 +26,12 @@ A killed run, rerun with the same command and ``--out``, resumes bit-exact (on C
 ops ``set_seed`` enables): ``RunBackup`` restores weights, optimizer state (schedule position) and every
 ``SeedGenerator`` state after the last completed epoch; ``training_stream`` makes epoch ``e``'s batches
 (shuffle order, augmentation draws) a function of (seed, e) alone; the history and CSV continue. Not
-restored: ``EarlyStopping``'s patience counter and best weights (it starts counting again after a resume).
+restored too: ``EarlyStopping``'s patience counter, best value and best weights (``ResumableEarlyStopping``),
+and a run that had stopped early stays stopped. Apart from timings (``train_seconds``, ``attempts.json``,
+TensorBoard's event files) the resumed run folder equals an uninterrupted run's. TensorBoard (``logs/``) gets one
+event file per attempt in each of ``train``/``validation``: TensorBoard reads a folder's event files as one
+run, and their steps are epoch numbers that continue where the backup left off, so the curves are whole.
+Backups are per epoch, not per step interval: see ``RunBackup`` for why keras' ``save_freq=N`` is not bit-exact.
 A diverged run (non-finite loss or weights) raises ``TrainingDiverged`` naming the epoch and step and the
 last finite checkpoint, and saves no model.keras.
 """
@@ -33,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import time
 from pathlib import Path
 
 from kerasvk import io
@@ -431,8 +437,8 @@ def write_csv_log(history, path) -> Path:
 
 
 def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, extra=(), prior_history=None, record=None):
-    """LR logger, the history record, StopOnNonFinite, FiniteCheckpoint, RunBackup, TensorBoard
-    (+ EarlyStopping) — see ``kerasvk.training.callbacks``.
+    """LR logger, the history record, StopOnNonFinite, FiniteCheckpoint (+ EarlyStopping), RunBackup,
+    TensorBoard — see ``kerasvk.training.callbacks``.
 
     ``prior_history``: the epochs a resumed run already did; the best checkpoint must beat their best.
     ``record``: the per-epoch writer of history.json and training_log.csv (default: an ``EpochHistory``
@@ -445,7 +451,7 @@ def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, ext
     import keras
 
     from kerasvk.training.callbacks import (
-        KILL_ENV, EpochHistory, FiniteCheckpoint, KillAfterSteps, RunBackup, StopOnNonFinite,
+        KILL_ENV, EpochHistory, FiniteCheckpoint, KillAfterSteps, ResumableEarlyStopping, RunBackup, StopOnNonFinite,
     )
     from kerasvk.training.schedules import LearningRateLogger
 
@@ -465,18 +471,18 @@ def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, ext
             n = min((len(v) for v in losses.values()), default=0)
             finite = [e for e in range(1, n + 1) if all(abs(v[e - 1]) != float("inf") and v[e - 1] == v[e - 1] for v in losses.values())]
             saved_epoch = finite[-1] if finite else None
+    # early stopping before the backup: the state backed up after an epoch is the one after it saw that epoch
+    stopper = ([ResumableEarlyStopping(monitor=monitor or "loss", patience=int(early_stopping), restore_best_weights=True)]
+               if early_stopping else [])
     cbs = [
         LearningRateLogger(),  # first, so History and the record see logs["learning_rate"]
         record,
         StopOnNonFinite(),
         FiniteCheckpoint(path, monitor=monitor, best=best, saved_epoch=saved_epoch),
-        RunBackup(out / "backup"),
+        *stopper,
+        RunBackup(out / "backup", stateful=stopper),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False, profile_batch=0),
     ]
-    if early_stopping:
-        cbs.append(
-            keras.callbacks.EarlyStopping(monitor=monitor or "loss", patience=int(early_stopping), restore_best_weights=True)
-        )
     cbs.extend(extra)
     if os.environ.get(KILL_ENV):
         cbs.append(KillAfterSteps(int(os.environ[KILL_ENV])))
@@ -698,7 +704,7 @@ def train(
 
     # 4. fit (a rerun of a killed run resumes from its last completed epoch and continues its record,
     #    with the optimizer, RNG state and data position of that epoch: bit-exact on CPU)
-    from kerasvk.training.callbacks import EpochHistory, FiniteCheckpoint, StopOnNonFinite
+    from kerasvk.training.callbacks import EpochHistory, FiniteCheckpoint, RunBackup, StopOnNonFinite
 
     resumed, prior = resume_point(out)
     epoch_history = EpochHistory(out / "history.json", prior, csv_path=out / "training_log.csv")
@@ -707,7 +713,6 @@ def train(
         out, monitor=task.monitor, early_stopping=opts["early_stopping"], prior_history=prior, record=epoch_history,
         extra=[*task.callbacks(out, run_data, opts), *callbacks],
     )
-    t0 = time.time()
     net.fit(
         stream,
         validation_data=run_data.val,
@@ -717,7 +722,9 @@ def train(
         callbacks=cbs,
         verbose=verbose,
     )
-    train_seconds = time.time() - t0
+    backup = next(c for c in cbs if isinstance(c, RunBackup))
+    attempts = backup.attempts()  # this process and the killed ones it resumed (seconds up to their last backup)
+    train_seconds = sum(a["train_seconds"] for a in attempts)
     history = epoch_history.history  # every epoch of the run, the resumed ones included
     io.write_json(history, out / "history.json")
     write_csv_log(history, out / "training_log.csv")  # the whole run, also after a resume
@@ -728,6 +735,7 @@ def train(
         kept = (f"the last finite checkpoint is kept: {checkpoint.path} (epoch {checkpoint.saved_epoch})"
                 if checkpoint.saved_epoch and Path(checkpoint.path).is_file()
                 else "no epoch finished with finite losses, so there is no checkpoint to keep")
+        io.write_json({"attempts": attempts}, out / "attempts.json")
         io.write_json({"diverged": True, "reason": diverged, "last_finite_checkpoint":
                        checkpoint.path if checkpoint.saved_epoch else None, "last_finite_epoch": checkpoint.saved_epoch,
                        "train_seconds": round(train_seconds, 2)}, out / "metrics.json")
@@ -743,8 +751,7 @@ def train(
     report = task.report(net, run_data, out)
     report["train_seconds"] = round(train_seconds, 2)
     report["epochs_run"] = len(history.get("loss", next(iter(history.values()), [])))
-    if resumed:
-        report["resumed_after_epoch"] = resumed
+    io.write_json({"attempts": attempts}, out / "attempts.json")  # timings: kept out of the report
     io.write_json(report, out / "metrics.json")
     from kerasvk import plots
 
