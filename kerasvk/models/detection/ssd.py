@@ -42,7 +42,7 @@ from kerasvk.models.detection.base import (
     check_nms_options,
     example_inputs,
 )
-from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, register
+from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, variant
 
 HEADS = ("conv", "separable")
 NECKS = (None, "fpn")
@@ -387,46 +387,18 @@ _TINY = {
 }
 
 
-@register(
+# Why P2 (stride 4) and min_scale 0.06 by default: on `shapes` a quarter of the boxes are <= 11 px; with
+# default boxes from stride 8 only 67% of ground-truth boxes have an anchor at IoU >= 0.5 (39% of the small
+# ones) -- the rest are matched only by the forced best anchor -- against 96% (89%) with P2.
+ssd = variant(
+    SSD,
     "ssd",
     task="detection",
     family="ssd",
+    fixed={},
     description="SSD (Liu et al. 2016): multi-scale default boxes on a kerasvk backbone + extra layers, "
     "hard-negative mining.",
     test_kwargs=_TINY,
     example_inputs=example_inputs,
     train_defaults=TRAIN_RECIPE,
 )
-def ssd(
-    input_shape=(128, 128, 3),
-    num_classes=4,
-    class_names=None,
-    backbone="resnet18",
-    backbone_kwargs=None,
-    levels=("P2", "P3", "P4", "P5"),
-    extra_levels=1,
-    extra_filters=128,
-    neck="fpn",
-    neck_filters=64,
-    head="conv",
-    min_scale=0.06,
-    max_scale=0.6,
-    anchor_sizes=None,
-    aspect_ratios=(1.0, 2.0, 0.5),
-    variance=anchor_lib.DEFAULT_VARIANCE,
-    positive_iou=0.5,
-    negative_iou=0.5,
-    neg_pos_ratio=3.0,
-    box_loss_weight=1.0,
-    score_threshold=NMS_DEFAULTS["score_threshold"],
-    iou_threshold=NMS_DEFAULTS["iou_threshold"],
-    max_detections=NMS_DEFAULTS["max_detections"],
-    name="ssd",
-):
-    """SSD on a kerasvk backbone (default resnet18 at width 0.25, FPN over P2–P5 + 1 extra level, 128×128).
-
-    Why P2 (stride 4) and ``min_scale`` 0.06: on ``shapes`` a quarter of the boxes are ≤ 11 px; with
-    default boxes from stride 8 only 67% of ground-truth boxes have an anchor at IoU ≥ 0.5 (39% of the
-    small ones) — the rest are matched only by the forced best anchor — against 96% (89%) with P2.
-    """
-    return SSD(**locals())
