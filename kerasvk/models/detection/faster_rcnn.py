@@ -53,6 +53,7 @@ from kerasvk.models.detection.base import (
     set_batchnorm_momentum,
 )
 from kerasvk.models.detection.neck import fpn
+from kerasvk.layers.replicas import scale_loss
 from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, get_spec, variant
 
 LEVELS = ("P2", "P3", "P4", "P5")
@@ -500,7 +501,7 @@ class FasterRCNN(Detector, keras.Model):
         self.loss_tracker.update_state(total)
         for key, tracker in self._trackers().items():
             tracker.update_state(terms[key])
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     # ----- outputs ------------------------------------------------------------------------------
     def decode_predictions(self, y_pred):
