@@ -96,7 +96,12 @@ def main(argv):
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    task = json.loads(os.environ["TF_CONFIG"])["task"]["index"] if strategy == "multiworker" else 0
+    if strategy == "multiworker":  # joined before any TensorFlow op runs (collective ops start with it)
+        from kerasvk.training.strategy import resolve_strategy
+
+        strategy = resolve_strategy("multiworker")
+        assert resolve_strategy("multiworker") is strategy  # one per process: both cases train under it
+    task = json.loads(os.environ["TF_CONFIG"])["task"]["index"] if "TF_CONFIG" in os.environ else 0
     if strategy == "mirrored2":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -108,7 +113,7 @@ def main(argv):
         cli_batch_check(results)
         return
     for case in cases.split(","):
-        run(case, strategy, strategy, results, task)
+        run(case, strategy, "multiworker", results, task)
     for case in reference:
         run(case, None, "default", results, task)
 

@@ -42,8 +42,9 @@ def _run_group(commands, envs):
                 outputs.append(p.communicate(timeout=max(1.0, deadline - time.monotonic()))[0])
             except subprocess.TimeoutExpired:
                 pytest.fail(f"a distributed training process ran past {TIMEOUT} s: {' '.join(map(str, p.args))}")
-        for p, out in zip(procs, outputs):
-            assert p.returncode == 0, f"{' '.join(map(str, p.args))} exited {p.returncode}:\n{out[-3000:]}"
+        failed = [f"{' '.join(map(str, p.args))} exited {p.returncode}:\n{out[-3000:]}"
+                  for p, out in zip(procs, outputs) if p.returncode != 0]
+        assert not failed, "\n\n".join(failed)
         return outputs
     finally:
         for p in procs:

@@ -175,9 +175,24 @@ def resolve_strategy(strategy):
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.MirroredStrategy(None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")])
     if strategy == "multiworker":
-        parse_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy(parse_tf_config())
     return _tpu_strategy()
+
+
+_MULTI_WORKER = {}  # one per process: collective ops are set up once, a second strategy mismatches its keys
+
+
+def _multi_worker_strategy(config):
+    """The process's ``MultiWorkerMirroredStrategy`` for this cluster (made on first use, then reused)."""
+    import tensorflow as tf
+
+    key = json.dumps(config, sort_keys=True)
+    if key not in _MULTI_WORKER:
+        if _MULTI_WORKER:
+            raise ValueError("This process already joined another TF_CONFIG cluster; a process can join one. "
+                             "Start a new process for another cluster.")
+        _MULTI_WORKER[key] = tf.distribute.MultiWorkerMirroredStrategy()
+    return _MULTI_WORKER[key]
 
 
 def _tpu_strategy():
