@@ -122,6 +122,12 @@ def is_chief_config(config) -> bool:
     return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in config["cluster"])
 
 
+def is_chief_process(strategy) -> bool:
+    """Whether this process writes files for ``--strategy`` (a recipe's own figures and reports after
+    ``train``): always, except a non-chief process of a ``multiworker`` cluster (``TF_CONFIG``)."""
+    return strategy != "multiworker" or is_chief_config(parse_tf_config())
+
+
 def check_strategy(strategy, batch_scaling="global") -> None:
     """Cheap checks before anything is loaded, built or written (``TF_CONFIG`` for ``multiworker``)."""
     if batch_scaling not in BATCH_SCALING:
