@@ -81,7 +81,7 @@ def parse_tf_config(text=None) -> dict:
     what = ("TF_CONFIG must be a JSON object naming the cluster and this machine's place in it, the same "
             f"cluster on every machine and its own task on each, e.g. TF_CONFIG='{TF_CONFIG_EXAMPLE}'")
     if text is None or not str(text).strip():
-        raise ValueError(f"--strategy multiworker needs the TF_CONFIG environment variable, which is not set. {what}.")
+        raise ValueError(f"--strategy multiworker needs the TF_CONFIG environment variable, which is not set (or empty). {what}.")
     try:
         config = json.loads(text)
     except json.JSONDecodeError as e:
