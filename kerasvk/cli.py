@@ -173,7 +173,9 @@ def add_train(p):
     p.add_argument("--set", dest="model_kwargs", action="append", default=[], type=_model_kwarg, metavar="KEY=VALUE",
                    help="builder argument, repeatable (e.g. --set num_layers=2 --set filters=[8,16]; see `kerasvk info MODEL`)")
     p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), help="keras dtype policy")
-    p.add_argument("--strategy", choices=("default", "mirrored"), help="tf.distribute strategy (default: none)")
+    from kerasvk.training.strategy import add_strategy_arguments
+
+    add_strategy_arguments(p)
 
 
 def train_kwargs(args) -> dict:
@@ -200,6 +202,7 @@ def train_kwargs(args) -> dict:
         l2sp=args.l2sp,
         precision=args.precision,
         strategy=args.strategy,
+        batch_scaling=args.batch_scaling,
         model_kwargs=dict(args.model_kwargs) or None,
         **({"seq_len": args.seq_len} if args.seq_len is not None else {}),
     )

@@ -31,7 +31,6 @@ Decisions recorded here:
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +146,7 @@ CLI_ROWS = [
     ([*T, "--data", P, "--schedule", "step:step_size=inf"], "Schedule option step_size must be a finite number"),
     ([*T, "--data", P, "--schedule", "exponential:k=1e400"], "Schedule option k must be a finite number"),
     (["plot-schedule", "step:step_size=nan", "--out", "{F}/s.png"], "Schedule option step_size must be a finite"),
-    ([*T, "--data", P, "--strategy", "tpu"], "invalid choice: 'tpu'"),
+    ([*T, "--data", P, "--strategy", "gpu"], "invalid choice: 'gpu'"),
     ([*T, "--data", P, "--optimizer", "adagrad"], "Unknown optimizer 'adagrad'. Allowed: adam, adamw, sgd, rmsprop"),
     ([*T, "--data", P, "--precision", "float8"], "invalid choice: 'float8'"),
     (["info", "lenet"], "Unknown model name 'lenet'"),
@@ -399,7 +398,7 @@ API_ROWS = [
     (dict(val_split=0.5, test_split=0.5), ValueError, "val_split \\+ test_split must be < 1"),
     (dict(seed=-1), ValueError, "seed must be a non-negative integer"),
     (dict(optimizer="adagrad"), ValueError, "Allowed: adam, adamw, sgd, rmsprop"),
-    (dict(strategy="tpu"), ValueError, "Unknown strategy 'tpu'. Allowed: default, mirrored"),
+    (dict(strategy="gpu"), ValueError, "Unknown strategy 'gpu'. Allowed: default, mirrored, multiworker, tpu"),
     (dict(precision="float8"), ValueError, "Unknown precision 'float8'. Allowed: float32"),
     (dict(image_size=(0, 8)), ValueError, "image_size must be"),
     (dict(nonsense=1), ValueError, r"Unknown training option\(s\) \['nonsense'\]. Allowed: epochs"),

@@ -43,10 +43,11 @@ import shutil
 from pathlib import Path
 
 from kerasvk import io
+from kerasvk.training import strategy as distribution
+from kerasvk.training.strategy import STRATEGIES, resolve_strategy  # noqa: F401  (re-exported)
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("default", "mirrored")
 
 # What `kerasvk train` does when neither the user, the model's registered recipe nor its task says otherwise.
 TRAIN_DEFAULTS = {
@@ -361,19 +362,6 @@ def build_optimizer(model) -> None:
         optimizer.build(model.trainable_variables)
 
 
-def resolve_strategy(strategy):
-    """None/"default" → no strategy; "mirrored" → ``tf.distribute.MirroredStrategy()``; a Strategy as is."""
-    if strategy in (None, "default"):
-        return None
-    if strategy == "mirrored":
-        import tensorflow as tf
-
-        return tf.distribute.MirroredStrategy()
-    if hasattr(strategy, "scope") and hasattr(strategy, "num_replicas_in_sync"):
-        return strategy
-    raise ValueError(f"Unknown strategy {strategy!r}. Allowed: {', '.join(STRATEGIES)} or a tf.distribute.Strategy.")
-
-
 def resume_point(out) -> tuple[int, dict]:
     """``(epochs completed, their history)`` of a killed run in ``out`` (``(0, {})`` for a fresh one).
 
@@ -622,6 +610,7 @@ def train(
     fine_tune=None,
     l2sp=None,
     strategy=None,
+    batch_scaling="global",
     precision=None,
     callbacks=(),
     one_hot=False,
@@ -635,9 +624,38 @@ def train(
     early_stopping) and the task's own (autoregressive: ``seq_len``); those left None come from the model's
     registered recipe, then the task, then ``TRAIN_DEFAULTS``. ``weights`` (``"imagenet"``, a
     ``.weights.h5``/``.keras`` file or a run folder), ``fine_tune`` (``frozen``, ``top-N``, ``full``) and
-    ``l2sp`` (λ) start a classifier from a pretrained encoder. ``strategy`` (``"mirrored"`` or a
-    ``tf.distribute.Strategy``) and ``precision`` (``mixed_float16``/``mixed_bfloat16``) wrap build and compile.
+    ``l2sp`` (λ) start a classifier from a pretrained encoder. ``strategy`` (``default``, ``mirrored``,
+    ``multiworker``, ``tpu`` or a ``tf.distribute.Strategy``) and ``precision`` (``mixed_float16``/
+    ``mixed_bfloat16``) wrap build and compile; ``batch_scaling`` says whether ``batch_size`` is the global
+    batch (``"global"``) or each replica's (``"per-replica"``, learning rates × replicas) — see
+    ``kerasvk.training.strategy``. On a multi-worker cluster only the chief writes ``out``.
     """
+    with contextlib.ExitStack() as cleanup:  # a worker's temporary run folder, a JAX distribution scope
+        return _train(cleanup, model, data, seed=seed, out=out, model_kwargs=model_kwargs, weights=weights,
+                      fine_tune=fine_tune, l2sp=l2sp, strategy=strategy, batch_scaling=batch_scaling,
+                      precision=precision, callbacks=callbacks, one_hot=one_hot, verbose=verbose, **options)
+
+
+def _train(
+    cleanup,
+    model,
+    data,
+    *,
+    seed,
+    out,
+    model_kwargs,
+    weights,
+    fine_tune,
+    l2sp,
+    strategy,
+    batch_scaling,
+    precision,
+    callbacks,
+    one_hot,
+    verbose,
+    **options,
+) -> dict:
+    """``train``'s pipeline; ``cleanup`` (an ``ExitStack``) closes what it opens when ``train`` returns."""
     from kerasvk.registry import get_spec
     from kerasvk.training.tasks import adapter
 
@@ -650,6 +668,7 @@ def train(
     seed = _plain(seed)
     if precision not in (None, *PRECISIONS):
         raise ValueError(f"Unknown precision {precision!r}. Allowed: {', '.join(PRECISIONS)}.")
+    distribution.check_strategy(strategy, batch_scaling)  # TF_CONFIG of a multi-worker run, before anything starts
     transfer = {"weights": weights, "fine_tune": fine_tune, "l2sp": l2sp}
     check_arrays(data)
     task.check(spec, data, opts, transfer)
@@ -657,9 +676,22 @@ def train(
     out = check_out(out or default_run_dir(model, data))
     set_seed(seed)
     dist = resolve_strategy(strategy)
+    replicas = distribution.num_replicas(dist)
+    user_batch = opts["batch_size"]
+    opts["batch_size"], per_replica_batch = distribution.batch_sizes(user_batch, replicas, batch_scaling)
+    lr_factor = distribution.lr_factor(replicas, batch_scaling)
+    if opts["lr"] is not None:
+        opts["lr"] = opts["lr"] * lr_factor
+    if dist is not None and not hasattr(dist, "extended"):
+        cleanup.enter_context(dist.scope())  # JAX: keras.distribution applies to build, compile and fit alike
+    multi_worker = distribution.is_multi_worker(dist)
+    out = cleanup.enter_context(distribution.writer_folder(out, dist))  # non-chief workers: a temporary folder
 
     # 2. data, model, optimizer
     run_data = task.load(spec, data, opts, seed, model_kwargs)
+    if dist is not None:  # in-memory/generated data: each worker keeps its replicas' slices of every batch
+        run_data.train, run_data.val, run_data.test = (
+            distribution.shard_by_data(ds) for ds in (run_data.train, run_data.val, run_data.test))
     _check_input_shape(model_kwargs, run_data.build_kwargs.get("input_shape"))
     opts["one_hot"] = bool(run_data.config.get("one_hot", one_hot))
     steps = opts["steps_per_epoch"] or run_data.steps_per_epoch
@@ -678,7 +710,10 @@ def train(
             apply_weight_regularization(net, l2=opts["l2"])
         optimizer = make_optimizer(opts["optimizer"], learning_rate(opts, steps, parsed["schedule"])) if opts["optimizer"] else None
         task.compile(net, optimizer, opts)
+        if opts["optimizer"] is None:
+            distribution.scale_model_learning_rates(net, lr_factor)  # a GAN's own two rates
         build_before_fit(net, run_data.train.element_spec)
+    distribution.prepare_fit(net, run_data.train.element_spec)  # no-op without a strategy; keras-team/keras#20585
 
     # 3. the run folder
     config = {
@@ -695,10 +730,14 @@ def train(
         "l2sp": l2sp,
         "precision": precision or "float32",
         "strategy": type(dist).__name__ if dist is not None else "default",
+        **({"replicas": replicas, "batch_scaling": batch_scaling, "batch_size_given": user_batch,
+            "per_replica_batch_size": per_replica_batch} if dist is not None else {}),
         "parameters": int(net.count_params()),
     }
     check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
+    if multi_worker:  # only the chief has a backup: every worker must start at the same epoch, so start over
+        shutil.rmtree(out / "backup", ignore_errors=True)
     io.remove_stale_temporaries(out)  # what a killed write left behind (never where anything is read)
     io.write_json(config, out / "run.json")
 

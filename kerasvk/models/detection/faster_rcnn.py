@@ -41,6 +41,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasvk.layers.replicas import scale_loss
 from kerasvk.layers.roi_align import RoIAlign
 from kerasvk.models.detection import anchors as anchor_lib
 from kerasvk.models.detection.base import (
@@ -502,7 +503,7 @@ class FasterRCNN(Detector, keras.Model):
         self.loss_tracker.update_state(total)
         for key, tracker in self._trackers().items():
             tracker.update_state(terms[key])
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     # ----- outputs ------------------------------------------------------------------------------
     def decode_predictions(self, y_pred):

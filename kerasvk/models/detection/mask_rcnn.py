@@ -27,7 +27,7 @@ import numpy as np
 from keras import ops
 
 from kerasvk.layers.roi_align import RoIAlign, interpolation_weights
-from kerasvk.models.detection.base import NMS_DEFAULTS, example_inputs
+from kerasvk.models.detection.base import example_inputs
 from kerasvk.models.detection.faster_rcnn import LEVELS, TRAIN_RECIPE, FasterRCNN, _TINY, _is_int
 
 MASK_TRAIN_RECIPE = {**TRAIN_RECIPE, "epochs": 8}  # the measured recipe (README "Detection")

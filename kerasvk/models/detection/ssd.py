@@ -42,6 +42,7 @@ from kerasvk.models.detection.base import (
     check_nms_options,
     example_inputs,
 )
+from kerasvk.layers.replicas import scale_loss
 from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, variant
 
 HEADS = ("conv", "separable")
@@ -334,7 +335,7 @@ class SSD(Detector, keras.Model):
         self.loss_tracker.update_state(total)
         self.box_loss_tracker.update_state(box_loss)
         self.class_loss_tracker.update_state(class_loss)
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     # ----- outputs ------------------------------------------------------------------------------
     def decode_predictions(self, y_pred):

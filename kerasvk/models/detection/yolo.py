@@ -57,6 +57,7 @@ from kerasvk.models.detection.base import (
     set_batchnorm_momentum,
 )
 from kerasvk.models.detection.neck import BLOCKS, BN_MOMENTUM, pan_fpn
+from kerasvk.layers.replicas import scale_loss
 from kerasvk.registry import PYRAMID_LEVELS, variant
 from kerasvk.registry import backbone as build_backbone
 
@@ -417,7 +418,7 @@ class YOLO(Detector, keras.Model):
         self.box_loss_tracker.update_state(box_loss)
         self.class_loss_tracker.update_state(class_loss)
         self.dfl_loss_tracker.update_state(dfl_loss)
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     # ----- serialization ------------------------------------------------------------------------
     def get_config(self):

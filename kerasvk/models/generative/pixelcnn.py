@@ -24,6 +24,7 @@ from keras import ops
 from kerasvk.layers.causal_conv import GatedActivation, MaskedConv2D
 from kerasvk.models.checks import check_bool, check_image_shape, check_int, is_int
 from kerasvk.models.generative import _sampling
+from kerasvk.layers.replicas import scale_loss
 from kerasvk.registry import variant
 
 
@@ -112,7 +113,7 @@ class PixelCNN(_sampling.NextTokenModel, keras.Model):
             y = ops.cast(ops.round(ops.cast(x, "float32") * (self.levels - 1)), "int32")
         total, nll = _sampling.next_token_loss(self, x, y, y_pred, sample_weight, training)
         self.bpd_tracker.update_state(nll / math.log(2.0))
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     def bits_per_dim(self, x, y=None, batch_size=128):
         """Negative log-likelihood of ``x`` (and integer levels ``y``) in bits per dimension."""

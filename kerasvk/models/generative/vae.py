@@ -23,6 +23,7 @@ import numpy as np
 from keras import ops
 
 from kerasvk.layers.generative import Sampling, seeded_normal
+from kerasvk.layers.replicas import scale_loss
 from kerasvk.models.checks import check_image_shape, check_int, check_int_sequence, check_number
 from kerasvk.registry import variant
 
@@ -202,7 +203,7 @@ class VAE(keras.Model):
         self.total_loss_tracker.update_state(total)
         self.reconstruction_loss_tracker.update_state(rec_mean)
         self.kl_loss_tracker.update_state(kl_mean)
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     # ----- user API -----------------------------------------------------------------------------
     def _with_labels(self, values, labels):
