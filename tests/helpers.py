@@ -2,8 +2,7 @@
 
 ``check_model(name, tmp_path)`` builds the model at its registered tiny size and runs:
 forward pass → finite outputs → one training step → ``.keras`` save/load (``safe_mode=True``)
-with equal outputs. The SavedModel side (every model, every signature against Keras) is
-``tests/test_export_every_model.py``'s.
+with equal outputs; ``tests/test_models_common.py`` then exports the same model and checks every signature.
 """
 
 from __future__ import annotations
