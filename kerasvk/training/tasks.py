@@ -45,6 +45,11 @@ class RunData:
     extras: dict = field(default_factory=dict)  # arrays the report needs (test images, tokenizer, ...)
 
 
+def compile_kwargs(opts) -> dict:
+    """What every task passes to ``model.compile`` besides its losses: ``jit_compile`` (``train(jit_compile=...)``)."""
+    return {"jit_compile": opts.get("jit_compile", "auto")}
+
+
 def _steps(count, batch_size):
     return max(1, -(-int(count) // int(batch_size)))
 
@@ -130,7 +135,7 @@ class Task:
         return build(spec.name, **kw), kw
 
     def compile(self, model, optimizer, opts) -> None:
-        model.compile(optimizer=optimizer)
+        model.compile(optimizer=optimizer, **compile_kwargs(opts))
 
     def callbacks(self, out, run_data, opts) -> list:
         return []
@@ -251,7 +256,7 @@ class ClassificationTask(Task):
         from kerasvk.training.losses import classification_loss_and_metrics
 
         loss, metrics = classification_loss_and_metrics(opts["one_hot"], opts["label_smoothing"])
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_kwargs(opts))
 
     def report(self, model, run_data, out):
         return evaluate_classifier(model, run_data.test, run_data.config["class_names"], out)
@@ -374,9 +379,9 @@ class GenerativeTask(Task):
 
     def compile(self, model, optimizer, opts):
         if optimizer is None:
-            model.compile()  # the model's own defaults (GAN: Adam(2e-4, β1=0.5) for each network)
+            model.compile(**compile_kwargs(opts))  # the model's own defaults (GAN: Adam(2e-4, β1=0.5) for each network)
         else:
-            model.compile(optimizer=optimizer)
+            model.compile(optimizer=optimizer, **compile_kwargs(opts))
 
     def report(self, model, run_data, out):
         results = model.evaluate(run_data.test, verbose=0, return_dict=True)
@@ -543,7 +548,7 @@ class AutoregressiveTask(Task):
 
     # -- training and report
     def compile(self, model, optimizer, opts):
-        model.compile(optimizer=optimizer)
+        model.compile(optimizer=optimizer, **compile_kwargs(opts))
 
     def report(self, model, run_data, out):
         nats = float(model.evaluate(run_data.test, verbose=0, return_dict=True)["loss"])

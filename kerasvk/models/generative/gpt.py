@@ -69,7 +69,7 @@ class GPT(_sampling.NextTokenModel, keras.Model):
         if tie_weights:
             logits = embedding(x, reverse=True)
         else:
-            head = keras.layers.Dense(tokenizer.vocab_size, use_bias=False, name="lm_head")
+            head = keras.layers.Dense(tokenizer.vocab_size, use_bias=False, name="lm_head", dtype="float32")
             logits = head(x)
         super().__init__(inputs=tokens, outputs=logits, name=name, **kwargs)
         self.vocab = vocab
