@@ -54,11 +54,13 @@ def _steps(count, batch_size):
     return max(1, -(-int(count) // int(batch_size)))
 
 
-def _image_data(source, opts, seed, *, image_size=None, channels=None, augment=None, one_hot=False):
+def _image_data(source, opts, seed, *, image_size=None, channels=None, augment=None, one_hot=False,
+                train_dtype="float32"):
     from kerasvk import data as kdata
 
     return kdata.load(
         source,
+        train_dtype=train_dtype,
         image_size=image_size,
         channels=channels,
         batch_size=opts["batch_size"],
@@ -207,8 +209,9 @@ class ClassificationTask(Task):
         image_size = opts.get("image_size")
         if image_size is None and isinstance(source, str) and source.startswith("folder:"):
             image_size = (spec.default_input_shape or (224, 224, 3))[:2]
+        # uint8 training batches: scaled to [0, 1] in the train step, on the device (training/device_input.py)
         ds = _image_data(source, opts, seed, image_size=image_size, channels=opts.get("channels"),
-                         augment=augment, one_hot=one_hot)
+                         augment=augment, one_hot=one_hot, train_dtype="uint8")
         config = _image_config(ds, source, opts)
         config["one_hot"] = one_hot
         return RunData(

@@ -687,6 +687,7 @@ def train(
     ``compile``; run.json records the value the model compiled with.
     """
     from kerasvk.registry import get_spec
+    from kerasvk.training.device_input import input_dtype, scale_uint8_inputs
     from kerasvk.training.tasks import adapter
 
     # 1. resolve and check everything before anything is loaded, built or written
@@ -728,6 +729,7 @@ def train(
             apply_weight_regularization(net, l2=opts["l2"])
         optimizer = make_optimizer(opts["optimizer"], learning_rate(opts, steps, parsed["schedule"])) if opts["optimizer"] else None
         task.compile(net, optimizer, opts)
+        scale_uint8_inputs(net, run_data.train.element_spec)  # uint8 batches: scaled in the step, on the device
         build_before_fit(net, run_data.train.element_spec)
 
     # 3. the run folder
@@ -745,6 +747,7 @@ def train(
         "l2sp": l2sp,
         "precision": precision or "float32",
         "jit_compile": bool(net.jit_compile),
+        "input_dtype": input_dtype(run_data.train.element_spec),  # uint8: scaled to [0, 1] in the train step
         "strategy": type(dist).__name__ if dist is not None else "default",
         "parameters": int(net.count_params()),
     }
