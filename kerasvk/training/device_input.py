@@ -55,10 +55,11 @@ def scale_uint8_inputs(model, element_spec=None) -> bool:
     for name in STEPS:
         step = getattr(model, name)
 
-        def scaled(data, step=step):
+        def scaled(*args, step=step):  # (data) on TensorFlow/torch, (state, data) on JAX: data comes last
+            *head, data = args
             if isinstance(data, tuple) and data:
-                return step((scale_uint8(data[0]), *data[1:]))
-            return step(scale_uint8(data))
+                return step(*head, (scale_uint8(data[0]), *data[1:]))
+            return step(*head, scale_uint8(data))
 
         setattr(model, name, scaled)
     model._kerasvk_scales_uint8 = True
