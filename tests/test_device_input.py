@@ -31,11 +31,18 @@ def test_array_pipeline_gives_the_per_example_pipelines_batches():
 
 
 def test_uint8_augmentation_is_the_float_one_rounded():
+    def batches(image_dtype):
+        ds = make_pipeline((X, Y), batch_size=16, training=True, seed=0, augment=Augmenter("standard", seed=1),
+                           image_dtype=image_dtype)
+        return [x.numpy() for x, _ in ds]
+
+    unit, u8 = batches("float32"), batches("uint8")  # (the compiled steps the training test below reuses)
+    assert unit[0].dtype == np.float32 and u8[0].dtype == np.uint8
+    for f, u in zip(unit, u8, strict=True):  # the same draws, rounded to whole pixel values
+        assert np.abs(u.astype("float32") - f * 255.0).max() <= 0.5 + 1e-3
+    plain = [x.numpy() for x, _ in make_pipeline((X, Y), batch_size=16, training=True, seed=0, image_dtype="uint8")]
+    assert all(np.abs(p.astype("float32") - u).mean() > 1.0 for p, u in zip(plain, u8))  # it did augment
     images, labels = X[:16], np.eye(3, dtype="float32")[Y[:16]]
-    unit, _ = Augmenter("standard,flip=horizontal", seed=4)(images, labels)
-    u8, _ = Augmenter("standard,flip=horizontal", seed=4).apply(images, labels, dtype="uint8")
-    assert u8.dtype == tf.uint8 and unit.dtype == tf.float32
-    assert np.abs(u8.numpy().astype("float32") - unit.numpy() * 255.0).max() <= 0.5 + 1e-3  # same draws, rounded
     mixed, _ = Augmenter("mixup=0.2", seed=4).apply(images, labels, dtype="uint8")  # mixing: rounded at the end
     assert mixed.dtype == tf.uint8
 

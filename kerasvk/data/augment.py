@@ -156,6 +156,9 @@ def describe(cfg) -> str:
     return ",".join(parts) or "none"
 
 
+_FUSED = {}  # (affine ops, colour ops, output, backend) -> the compiled fused step (Augmenter._fused)
+
+
 class Augmenter:
     """``(uint8 images, labels) → (float32 images in [0, 1], labels)`` for whole training batches.
 
@@ -233,22 +236,31 @@ class Augmenter:
         return self.apply(images, labels, dtype="float32")
 
     def _fused(self, out):
-        """The colour + geometry step as one (XLA-compiled, on TensorFlow) function of (images, seed)."""
-        fns = self.__dict__.setdefault("_fused_fns", {})
-        if out not in fns:
-            import keras
+        """The colour + geometry step as one (XLA-compiled, on TensorFlow) function of (images, seed).
 
-            from kerasvk.layers.augment import augment_seeded
+        Shared by every Augmenter with the same ops (the draws come from the seed argument, not from the
+        layers' generators), so a config is compiled once per image shape in a process, not once per
+        Augmenter (each XLA compile costs seconds of CPU)."""
+        import keras
+
+        from kerasvk.layers.augment import augment_seeded
+
+        def ops_of(layer):
+            return tuple(sorted((k, repr(v)) for k, v in layer.get_config().items() if k not in ("name", "seed", "trainable", "dtype")))
+
+        key = (ops_of(self.affine), ops_of(self.color), out, keras.backend.backend())
+        if key not in _FUSED:
+            affine, color = self.affine, self.color
 
             def fused(images, seed):
-                return augment_seeded(images, seed, self.affine, self.color, out=out)
+                return augment_seeded(images, seed, affine, color, out=out)
 
             if keras.backend.backend() == "tensorflow":
                 import tensorflow as tf
 
                 fused = tf.function(fused, jit_compile=True)
-            fns[out] = fused
-        return fns[out]
+            _FUSED[key] = fused
+        return _FUSED[key]
 
     def apply(self, images, labels, dtype="float32"):
         """One batch: ``dtype="float32"`` → images in [0, 1] (``__call__``); ``"uint8"`` → rounded uint8 0..255
