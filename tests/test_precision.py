@@ -98,3 +98,14 @@ def test_bfloat16_run_with_jit_compile_trains(tmp_path, capsys, _keep_op_determi
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
     assert keras.backend.standardize_dtype(model(np.zeros((1, 8, 8, 1), "float32")).dtype) == "float32"
+
+
+def test_jit_compile_of_a_model_without_xla_kernels_is_refused(tmp_path, _keep_op_determinism):
+    """Faster R-CNN's proposal NMS has no XLA kernel: --jit-compile is refused before the run folder exists."""
+    from kerasvk.training import train
+
+    tiny = {k: v for k, v in get_spec("faster_rcnn").test_kwargs.items() if k not in ("input_shape", "num_classes")}
+    with pytest.raises(ValueError, match="faster_rcnn cannot be XLA-compiled.*rpn_proposals.*without --jit-compile"):
+        train("faster_rcnn", "shapes:count=8,size=32", jit_compile=True, model_kwargs=tiny, epochs=1, warmup=0, batch_size=4,
+              out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

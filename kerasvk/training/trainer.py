@@ -729,6 +729,10 @@ def train(
             apply_weight_regularization(net, l2=opts["l2"])
         optimizer = make_optimizer(opts["optimizer"], learning_rate(opts, steps, parsed["schedule"])) if opts["optimizer"] else None
         task.compile(net, optimizer, opts)
+        if jit_compile is True and not net.jit_compile:  # keras refused it (a layer without an XLA kernel)
+            blockers = [layer.name for layer in net._flatten_layers() if not getattr(layer, "supports_jit", True)]
+            raise ValueError(f"{model} cannot be XLA-compiled (--jit-compile): {', '.join(blockers) or 'keras refused it'} "
+                             "has no XLA kernel. Train it without --jit-compile.")
         scale_uint8_inputs(net, run_data.train.element_spec)  # uint8 batches: scaled in the step, on the device
         build_before_fit(net, run_data.train.element_spec)
 

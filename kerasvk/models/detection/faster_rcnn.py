@@ -173,6 +173,7 @@ class RPNProposals(keras.layers.Layer):
         self.pre_nms_topk = int(pre_nms_topk)
         self.num_proposals = int(num_proposals)
         self.nms_iou = float(nms_iou)
+        self.supports_jit = False  # tf.image.combined_non_max_suppression has no XLA kernel (keras then refuses XLA)
         self.anchors = np.asarray(anchor_lib.anchor_boxes(self.image_shape, self.strides, self.sizes,
                                                           self.aspect_ratios), "float32")
 
