@@ -13,8 +13,10 @@ uint8 images, batches of 64:
   reflect-pad back to size), NumPy brightness/contrast in float32, then ``np.stack`` into a float32
   [0, 1] batch (the reference loop; unchanged).
 
-Rounds alternate between the sides in one process, so whatever else runs on the machine slows them
-alike; the table reports the median images/s of each side and the ratios kerasvk / OpenCV.
+Rounds alternate between the sides in one process (each side going first in turn), so whatever else runs
+on the machine slows them alike; the table reports the median images/s of each side and the ratios kerasvk /
+OpenCV, and, below it, images per CPU-second of each side (all its threads), which a busy machine disturbs
+less than wall time.
 
     python bench/augment_throughput.py                 # 32×32 and 224×224, 5 rounds
     python bench/augment_throughput.py --sizes 224 --rounds 3 --keras-chain   # + the plain keras chain
@@ -152,24 +154,23 @@ def run(size, count, rounds, seed=0, keras_chain=False):
     chain = make_keras_chain_pipeline(x, y, seed) if keras_chain else None
     if chain is not None:
         kerasvk_epoch(chain)
-    kv, fv, cv, kc = [], [], [], []
-    for _ in range(rounds):
-        if chain is not None:
-            t0 = time.perf_counter()
-            n = kerasvk_epoch(chain)
-            kc.append(n / (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        n = kerasvk_epoch(ds)
-        kv.append(n / (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        n = opencv_epoch(x, rng)
-        cv.append(n / (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        n = kerasvk_epoch(f32)
-        fv.append(n / (time.perf_counter() - t0))
+    sides = {"uint8": lambda: kerasvk_epoch(ds), "opencv": lambda: opencv_epoch(x, rng),
+             "float32": lambda: kerasvk_epoch(f32)}
+    if chain is not None:
+        sides["chain"] = lambda: kerasvk_epoch(chain)
+    wall = {k: [] for k in sides}
+    cpu = {k: [] for k in sides}
+    names = list(sides)
+    for r in range(rounds):
+        for k in names[r % len(names):] + names[: r % len(names)]:  # each side goes first in turn
+            t0, c0 = time.perf_counter(), time.process_time()
+            n = sides[k]()
+            wall[k].append(n / (time.perf_counter() - t0))
+            cpu[k].append(n / max(time.process_time() - c0, 1e-9))  # images per CPU-second (all threads)
     med = statistics.median
-    return {"uint8": med(kv), "float32": med(fv), "opencv": med(cv), "rounds": (kv, fv, cv),
-            "chain": med(kc) if kc else None}
+    return {"uint8": med(wall["uint8"]), "float32": med(wall["float32"]), "opencv": med(wall["opencv"]),
+            "rounds": (wall["uint8"], wall["float32"], wall["opencv"]), "chain": med(wall["chain"]) if chain else None,
+            "cpu": {k: med(v) for k, v in cpu.items()}}
 
 
 def main(argv=None):
@@ -203,6 +204,10 @@ def main(argv=None):
             print(f"  plain keras chain (float32): {r['chain']:.0f} img/s = {r['chain'] / cv:.2f}x OpenCV", flush=True)
         kvs, fvs, cvs = r["rounds"]
         print(f"  rounds: uint8 {[round(v) for v in kvs]}  float32 {[round(v) for v in fvs]}  OpenCV {[round(v) for v in cvs]}",
+              flush=True)
+        c = r["cpu"]
+        print(f"  per CPU-second (load-independent efficiency): OpenCV {c['opencv']:.0f}, float32 {c['float32']:.0f} "
+              f"({c['float32'] / c['opencv']:.2f}x), uint8 {c['uint8']:.0f} ({c['uint8'] / c['opencv']:.2f}x) img",
               flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
