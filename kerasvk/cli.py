@@ -177,7 +177,9 @@ def add_train(p):
                    "on CPU use mixed_bfloat16)")
     p.add_argument("--jit-compile", action="store_true", default=None,
                    help="XLA-compile the train step (default: keras' choice, off on CPU)")
-    p.add_argument("--strategy", choices=("default", "mirrored"), help="tf.distribute strategy (default: none)")
+    from kerasvk.training.strategy import add_strategy_arguments
+
+    add_strategy_arguments(p)
 
 
 def train_kwargs(args) -> dict:
@@ -205,6 +207,7 @@ def train_kwargs(args) -> dict:
         precision=args.precision,
         jit_compile=args.jit_compile,
         strategy=args.strategy,
+        batch_scaling=args.batch_scaling,
         model_kwargs=dict(args.model_kwargs) or None,
         **({"seq_len": args.seq_len} if args.seq_len is not None else {}),
     )
@@ -291,7 +294,7 @@ def run_predict(args):
 # -------------------------------------------------------------------------------------------- export
 def add_export(p):
     p.add_argument("run", help="run folder made by `kerasvk train`")
-    p.add_argument("--base", default="saved_models", help="TF Serving base path (default saved_models)")
+    p.add_argument("--base", help="TF Serving base path (default saved_models)")
     p.add_argument("--name", help="model name under the base path (default: the run's model name)")
     p.add_argument("--version", type=_positive_int, help="version number (default: next free integer)")
     p.add_argument("--format", choices=("savedmodel", "litert", "tflite"), default="savedmodel",
@@ -301,6 +304,13 @@ def add_export(p):
 
 
 def run_export(args):
+    # an option of the other format would be ignored silently (the files landing somewhere else): refused
+    other = (["--out"] if args.out is not None else []) if args.format == "savedmodel" else \
+        [f"--{k}" for k in ("base", "name", "version") if getattr(args, k) is not None]
+    if other:
+        raise UserError(f"{' and '.join(other)} {'is' if len(other) == 1 else 'are'} not for --format {args.format}: "
+                        + ("a SavedModel goes to --base/--name/--version (BASE/NAME/VERSION)" if args.format == "savedmodel"
+                           else "the .tflite files go to --out (default RUN/litert)") + ".")
     if args.format in ("litert", "tflite"):
         from kerasvk.export.litert import export_run_litert
         from kerasvk.training.trainer import refuse_symlinked_folders
@@ -314,7 +324,7 @@ def run_export(args):
         return 0
     from kerasvk.training import export_run
 
-    path = export_run(args.run, base=args.base, name=args.name, version=args.version)
+    path = export_run(args.run, base=args.base or "saved_models", name=args.name, version=args.version)
     print(path)
     return 0
 

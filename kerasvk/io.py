@@ -175,8 +175,20 @@ def remove_stale_temporaries(folder, max_depth=2) -> list[Path]:
     and never read, and this removes them when the same run folder is used again. Symlinks are not
     followed. Returns what was removed.
     """
-    folder = Path(folder)
     removed = []
+    for e in _scan(folder, max_depth, lambda e: e.name.startswith((".tmp-", ".old-")) and not e.is_symlink()):
+        if e.is_dir(follow_symlinks=False):
+            shutil.rmtree(e.path, ignore_errors=True)
+        else:
+            os.unlink(e.path)
+        removed.append(Path(e.path))
+    return removed
+
+
+def _scan(folder, max_depth, take) -> list:
+    """The ``os.DirEntry``s under ``folder`` (to ``max_depth``) for which ``take(entry)`` holds. Symlinks are
+    never followed; a taken entry is not descended into; an unreadable folder is skipped."""
+    taken = []
 
     def walk(d, depth):
         try:
@@ -184,18 +196,14 @@ def remove_stale_temporaries(folder, max_depth=2) -> list[Path]:
         except OSError:
             return
         for e in entries:
-            if e.name.startswith((".tmp-", ".old-")) and not e.is_symlink():
-                if e.is_dir(follow_symlinks=False):
-                    shutil.rmtree(e.path, ignore_errors=True)
-                else:
-                    os.unlink(e.path)
-                removed.append(Path(e.path))
+            if take(e):
+                taken.append(e)
             elif depth < max_depth and e.is_dir(follow_symlinks=False):
                 walk(e.path, depth + 1)
 
-    if folder.is_dir():
+    if Path(folder).is_dir():
         walk(folder, 0)
-    return removed
+    return taken
 
 
 def safe_name(name, what="name") -> str:
@@ -223,20 +231,4 @@ def symlinked_folders(folder, max_depth=2) -> list[Path]:
     ``run/logs``) lands wherever the link points. Callers refuse such a folder before writing anything.
     ``folder`` itself may be a symlink (the path the user chose).
     """
-    found = []
-
-    def walk(d, depth):
-        try:
-            entries = list(os.scandir(d))
-        except OSError:
-            return
-        for e in entries:
-            if e.is_symlink():
-                if os.path.isdir(e.path):
-                    found.append(Path(e.path))
-            elif depth < max_depth and e.is_dir(follow_symlinks=False):
-                walk(e.path, depth + 1)
-
-    if Path(folder).is_dir():
-        walk(folder, 0)
-    return sorted(found)
+    return sorted(Path(e.path) for e in _scan(folder, max_depth, lambda e: e.is_symlink() and os.path.isdir(e.path)))

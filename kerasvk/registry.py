@@ -127,6 +127,30 @@ def register(
     return decorator
 
 
+def full_signature(fn) -> inspect.Signature:
+    """``fn``'s signature; for a kerasvk class whose ``__init__`` passes ``**kwargs`` on to a kerasvk base
+    class, the base's parameters are merged in (the subclass's own defaults win, its new parameters go
+    before ``name``), so a subclass model (``MaskRCNN(FasterRCNN)``) registers without repeating its base's
+    argument list. Bases outside kerasvk (``keras.Model``) are not merged."""
+    sig = inspect.signature(fn)
+    if not inspect.isclass(fn):
+        return sig
+    own = [p for p in sig.parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    var_kw = [p for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD]
+    base = next((b for b in fn.__mro__[1:] if "__init__" in vars(b)), None)
+    if not var_kw or base is None or not base.__module__.startswith("kerasvk."):
+        return sig
+    inherited = list(full_signature(base).parameters.values())
+    mine = {p.name: p for p in own}
+    merged = [mine.pop(p.name, p) for p in inherited if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    at = next((i for i, p in enumerate(merged) if p.name == "name"), len(merged))
+    merged[at:at] = list(mine.values())
+    tail = [p for p in inherited if p.kind is p.VAR_KEYWORD]
+    kinds = {p.kind for p in merged}
+    merged = [p.replace(kind=p.POSITIONAL_OR_KEYWORD) if kinds != {p.KEYWORD_ONLY} else p for p in merged]
+    return sig.replace(parameters=merged + tail)
+
+
 def variant(
     family_fn,
     name,
@@ -151,7 +175,7 @@ def variant(
     sees it), so the registry lists the right defaults and rejects unknown keywords. A generative model
     class registers the same way: ``variant(VAE, "vae", task="generative", family="vae", fixed={})``.
     """
-    sig = inspect.signature(family_fn)
+    sig = full_signature(family_fn)
     defaults = {"name": name, **(defaults or {})}
     params = [
         p.replace(default=defaults.get(p.name, p.default))

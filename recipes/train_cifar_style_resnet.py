@@ -37,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import kerasvk  # noqa: E402
 from kerasvk.training import train  # noqa: E402
+from kerasvk.training.strategy import add_strategy_arguments, is_chief_process  # noqa: E402
 
 
 def main(argv=None):
@@ -47,6 +48,7 @@ def main(argv=None):
     p.add_argument("--image-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    add_strategy_arguments(p)
     a = p.parse_args(argv)
     out = a.out or os.path.join("runs", f"{a.model}-{a.data.replace(':', '_').replace('/', '_')}-recipe")
     t0 = time.time()
@@ -57,8 +59,12 @@ def main(argv=None):
         image_size=(a.image_size, a.image_size),
         seed=a.seed,
         out=out,
+        strategy=a.strategy,
+        batch_scaling=a.batch_scaling,
         verbose=0,
     )
+    if not is_chief_process(a.strategy):
+        return  # a non-chief worker's part was the training
     info = kerasvk.model_info(a.model, input_shape=(a.image_size, a.image_size, 1), num_classes=10)
     print(f"{a.model} ({info['parameters']:,} parameters) on {a.data} at {a.image_size}×{a.image_size}, {a.epochs} epochs")
     print(f"  recipe: {kerasvk.registry.get_spec(a.model).train_defaults}")

@@ -50,6 +50,7 @@ from kerasvk.evaluation.generative import InceptionFeatures, fid, inception_scor
 from kerasvk.io import read_json, write_json  # noqa: E402
 from kerasvk.training import load_run_model, train  # noqa: E402
 from kerasvk.training.feature_classifier import train_feature_classifier  # noqa: E402
+from kerasvk.training.strategy import add_strategy_arguments, is_chief_process  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
 SAMPLE_SEED = 123  # the same noise for the untrained and the trained generator
@@ -88,6 +89,7 @@ def main(argv=None):
         "--inception", action="store_true", help="use ImageNet InceptionV3 features (downloads weights)"
     )
     p.add_argument("--seed", type=int, default=0)
+    add_strategy_arguments(p)
     args = p.parse_args(argv)
     out = Path(args.out)
     t0 = time.time()
@@ -127,8 +129,12 @@ def main(argv=None):
             "latent_dim": args.latent_dim, "seed": args.seed, "g_filters": (64, 32), "d_filters": (32, 64),
         },
         callbacks=[untrained],
+        strategy=args.strategy,
+        batch_scaling=args.batch_scaling,
         verbose=0,
     )
+    if not is_chief_process(args.strategy):
+        return  # a non-chief worker's part was the training; the chief measures and writes
 
     # 3. the trained generator, as saved in the run folder
     gan, _ = load_run_model(out)

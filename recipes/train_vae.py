@@ -40,6 +40,7 @@ from kerasvk import plots  # noqa: E402
 from kerasvk.data import dataset_arrays, load  # noqa: E402
 from kerasvk.io import write_json  # noqa: E402
 from kerasvk.training import load_run_model, train  # noqa: E402
+from kerasvk.training.strategy import add_strategy_arguments, is_chief_process  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
 
@@ -57,8 +58,12 @@ def train_vae(source, args, out):
         seed=args.seed,
         out=out,
         model_kwargs={"latent_dim": args.latent_dim, "seed": args.seed},
+        strategy=getattr(args, "strategy", None),
+        batch_scaling=getattr(args, "batch_scaling", "global"),
         verbose=0,
     )
+    if not is_chief_process(getattr(args, "strategy", None)):
+        return None, report  # a non-chief multi-worker process: the run folder is the chief's
     vae, _ = load_run_model(out)  # the trained model, as saved in the run folder
     return vae, report
 
@@ -105,12 +110,20 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-anomaly", action="store_true")
+    add_strategy_arguments(p)
     args = p.parse_args(argv)
     out = Path(args.out)
     t0 = time.time()  # the trainer seeds everything and makes TF ops deterministic
 
     # ---- 1. VAE on all digits: the trainer fills out/ ------------------------------------------------
     vae, report = train_vae("digits", args, out)
+    if not is_chief_process(args.strategy):  # a non-chief worker trains both runs with the chief; it writes nothing
+        if not args.skip_anomaly:
+            from kerasvk.data import load_arrays
+
+            images, labels, _ = load_arrays("digits", image_size=IMAGE_SIZE)
+            train_vae((images[labels != 9], labels[labels != 9]), args, out / "digits0-8")
+        return
     data = load("digits", image_size=IMAGE_SIZE, batch_size=64, seed=args.seed)  # the trainer's split
     x_test, y_test = dataset_arrays(data.test)
     nelbo = vae.negative_elbo(x_test, num_samples=16, seed=args.seed)

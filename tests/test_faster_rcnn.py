@@ -50,6 +50,35 @@ def loss_terms_fixed(model, x, y, sample=None):
     return {k: float(_np(v)) for k, v in terms.items()}, sample, y_pred
 
 
+def fit_heads_on_fixed_rois(model, x, y, epochs=12, jitter=2):
+    """Stage two of the paper's alternating training, through ``fit``: backbone, FPN and RPN frozen, the
+    jitter and sampling draws repeated every step, so the heads see the same RoIs each step.
+
+    In joint training on one batch the RCNN box term is measured on RoIs that change every step (new
+    proposals, new jitter): on the tiny model it does not fall within 20 steps (0.80 -> 0.83 on fixed
+    jittered RoIs; full runs do lower it, val_rcnn_box_loss 0.26 -> 0.13 over epochs 2-5). With the RoIs
+    fixed, every step of ``train_step`` must lower it. Restores trainable flags and ``roi_jitter``.
+    """
+    heads = {"box_head", "mask_head"}
+    flags = {layer.name: layer.trainable for layer in model.layers}
+    jitter_before, state = model.roi_jitter, model.seed_generator.state.numpy()
+
+    class SameDraws(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            model.seed_generator.state.assign(state)
+
+    try:
+        for layer in model.layers:
+            layer.trainable = layer.name in heads
+        model.roi_jitter = jitter
+        model.compile(optimizer=keras.optimizers.Adam(3e-3))
+        return model.fit(x, y, epochs=epochs, batch_size=len(x), verbose=0, callbacks=[SameDraws()]).history
+    finally:
+        for layer in model.layers:
+            layer.trainable = flags[layer.name]
+        model.roi_jitter = jitter_before
+
+
 @pytest.fixture(scope="module")
 def trained():
     """A tiny Faster R-CNN fitted 20 steps on one batch of 4 (the last image without objects)."""
@@ -61,7 +90,8 @@ def trained():
     model.optimizer.build(model.trainable_variables)
     hist = model.fit(x, y, epochs=20, batch_size=4, verbose=0).history
     after, _, _ = loss_terms_fixed(model, x, y, sample)
-    return model, x, y, hist, before, after
+    heads = fit_heads_on_fixed_rois(model, x, y)
+    return model, x, y, hist, before, after, heads
 
 
 def test_box_coding_round_trip():
@@ -105,15 +135,23 @@ def test_roi_sampling_positive_fraction_and_order(trained):
     assert np.all(labels[pos] >= 1) and np.all(labels[used & ~pos] == 0) and np.all(labels[~used] == -1)
 
 
+def assert_losses_fall(hist, before, after, heads, terms):
+    """Joint fit: every term but the RCNN box term falls on a fixed sample; heads on fixed RoIs: the
+    RCNN box (and class, mask) terms fall at every step."""
+    assert set(hist) == {"loss", *terms}
+    joint = [k for k in terms if k != "rcnn_box_loss"]
+    assert all(np.isfinite(after[k]) and after[k] < 0.9 * before[k] for k in joint), (before, after)
+    for k in [k for k in terms if not k.startswith("rpn")]:
+        h = heads[k]
+        assert h[-1] < 0.85 * h[0], (k, h)
+    box = heads["rcnn_box_loss"]
+    assert all(b < a for a, b in zip(box, box[1:])), box
+    assert heads["rpn_class_loss"][0] == heads["rpn_class_loss"][-1]  # the RPN was frozen
+
+
 def test_short_fit_reduces_all_four_losses(trained):
-    _, _, _, hist, before, after = trained
-    assert set(hist) == {"loss", *TERMS}
-    # same batch, same RPN anchor sample, same RoIs before and after: every term goes down
-    # KNOWN GAP: the RCNN box term on fixed jittered RoIs does not drop within 20 steps of the tiny model
-    # (it does in full runs: val_rcnn_box_loss 0.26 -> 0.13 over epochs 2-5); asserted only not to grow much.
-    dropping = [k for k in TERMS if k != "rcnn_box_loss"]
-    assert all(np.isfinite(after[k]) and after[k] < 0.9 * before[k] for k in dropping), (before, after)
-    assert np.isfinite(after["rcnn_box_loss"]) and after["rcnn_box_loss"] < 1.2 * before["rcnn_box_loss"]
+    _, _, _, hist, before, after, heads = trained
+    assert_losses_fall(hist, before, after, heads, TERMS)
 
 
 def test_batch_without_ground_truth_trains(trained):
@@ -164,12 +202,12 @@ BAD_ARGUMENTS = [
     ({"input_shape": (96, 80, 3)}, "multiples of 32"),
     ({"input_shape": (64, 64, 1)}, r"\(height, width, 3\)"),
     ({"num_classes": 0}, "num_classes must be an integer >= 1"),
-    ({"backbone": "resnet19"}, "Unknown model name"),
+    ({"backbone": "resnet19"}, r"'resnet19' is not a registered model \(did you mean 'resnet18'\?\)\. Allowed backbones"),
     ({"anchor_sizes": (8, 16)}, "one positive pixel size per level"),
     ({"box_loss": "l2"}, "box_loss must be one of"),
     ({"roi_positive_fraction": 0.0}, r"roi_positive_fraction must be a number in \(0, 1\]"),
     ({"num_proposals": 0}, "num_proposals must be an integer >= 1"),
-    ({"rpn_positive_iou": 0.3, "rpn_negative_iou": 0.5}, "negative_iou must be <= positive_iou"),
+    ({"rpn_positive_iou": 0.3, "rpn_negative_iou": 0.5}, "rpn_negative_iou must be <= rpn_positive_iou"),
 ]
 
 

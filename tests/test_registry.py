@@ -69,3 +69,20 @@ def test_load_model_in_fresh_process_finds_custom_classes(tmp_path):
     (tmp_path / "bad.keras").write_bytes(b"junk")
     with pytest.raises(ValueError, match="Cannot load"):
         kerasvk.load_model(tmp_path / "bad.keras")
+
+
+def test_subclass_model_registers_with_its_base_arguments():
+    """``variant(MaskRCNN, ...)`` lists FasterRCNN's arguments too (merged through ``**kwargs``), with
+    the subclass's own defaults, and rejects a keyword neither class takes."""
+    import inspect
+
+    from kerasvk.registry import get_spec
+
+    base = inspect.signature(get_spec("faster_rcnn").builder).parameters
+    sub = inspect.signature(get_spec("mask_rcnn").builder).parameters
+    assert set(base) < set(sub) and {"mask_roi_size", "mask_filters", "mask_convs", "mask_threshold"} <= set(sub)
+    assert sub["max_detections"].default == 50 != base["max_detections"].default
+    assert sub["name"].default == "mask_rcnn" and list(sub)[-1] == "name"
+    assert not any(p.kind is p.VAR_KEYWORD for p in sub.values())
+    with pytest.raises(TypeError, match="nosuch"):
+        get_spec("mask_rcnn").builder(nosuch=1)

@@ -7,7 +7,8 @@ themselves from inside the writer, halfway through the new file. No sleeps, no t
 Each SIGKILL resume test: (1) ``kerasvk train ...`` in a subprocess, killed mid-epoch 2 of 2; (2) the same
 command rerun (in-process, through ``kerasvk.cli.main``) resumes it; (3) the same command uninterrupted into
 another folder. The final weights (model and optimizer variables) are equal bit for bit, and so are the
-checkpoint's, history.json and training_log.csv. One run per kind of trainer state:
+checkpoint's, history.json, training_log.csv, metrics.json apart from its timings, and the (tag, epoch) points of
+TensorBoard's event files; attempts.json lists the two attempts. One run per kind of trainer state:
 
 - lenet5 (classifier): one pass per epoch, augmentation and a seeded shuffle (data order and augmentation
   RNG restored), a cosine schedule (its position is the optimizer's step count, restored);
@@ -18,6 +19,8 @@ checkpoint's, history.json and training_log.csv. One run per kind of trainer sta
 
 The other trainers (VAE, GPT, WaveNet, PixelCNN) are checked in-process, cheaper: the run dies of an
 exception mid-epoch 2 instead of SIGKILL, the rerun resumes it, and the weights equal an uninterrupted run's.
+So is ``--early-stopping``: a run killed while its patience is running out, resumed, stops at the same epoch with
+the same (best) weights.
 """
 
 import io as _io
@@ -72,6 +75,26 @@ def _weights(path):
     return out
 
 
+def _timeless(metrics):
+    """A report without its timings (``train_seconds``, ``inference_images_per_second``, ...)."""
+    return {k: v for k, v in metrics.items() if "second" not in k}
+
+
+def _tensorboard_points(run):
+    """``[(train|validation, tag, step)]`` of every scalar in the run's TensorBoard event files, sorted."""
+    import tensorflow as tf
+
+    points = []
+    for events in sorted((run / "logs").rglob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            points += [(events.parent.name, v.tag, event.step) for v in event.summary.value]
+    return sorted(points)
+
+
+def _attempts(run):
+    return [a["resumed_after_epoch"] for a in json.loads((run / "attempts.json").read_text())["attempts"]]
+
+
 def _assert_same_weights(path_a, path_b):
     a, b = _weights(path_a), _weights(path_b)
     assert sorted(a) == sorted(b) and any("optimizer" in k for k in a)
@@ -105,8 +128,16 @@ def test_sigkilled_run_resumes_bit_exact(model, tmp_path, capsys):
         _assert_same_weights(killed / name, whole / name)
     assert json.loads((killed / "history.json").read_text()) == json.loads((whole / "history.json").read_text())
     assert (killed / "training_log.csv").read_text() == (whole / "training_log.csv").read_text()
-    resumed = json.loads((killed / "metrics.json").read_text())
-    assert resumed["resumed_after_epoch"] == 1 and resumed["epochs_run"] == 2
+    resumed, reference = (json.loads((run / "metrics.json").read_text()) for run in (killed, whole))
+    assert resumed["epochs_run"] == 2 and _timeless(resumed) == _timeless(reference)
+    assert _attempts(killed) == [0, 1] and _attempts(whole) == [0]
+    # train_seconds: epoch 1 of the killed attempt (to its backup) + the resumed attempt, not the latter alone
+    seconds = [a["train_seconds"] for a in json.loads((killed / "attempts.json").read_text())["attempts"]]
+    assert seconds[0] > 0 and resumed["train_seconds"] == pytest.approx(sum(seconds), abs=0.011)
+    # TensorBoard: two event files per folder in the resumed run, but the same (tag, epoch) points, none twice
+    points = _tensorboard_points(killed)
+    assert points == _tensorboard_points(whole) and len(points) == len(set(points)) and points
+    assert len(list((killed / "logs" / "train").glob("events.*"))) == 2
     assert not (killed / "backup").exists() and not list(killed.glob(".tmp-*"))
 
 
@@ -134,7 +165,7 @@ def test_an_unfinished_run_is_resumed_only_by_its_own_settings(tmp_path, capsys)
     assert "Rerun its own command to resume it" in err and "\n" not in err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing written
     report = train("simple_cnn", "patterns:classes=5,count=40", out=run, **{**kw, "epochs": 3})  # more epochs: fine
-    assert report["resumed_after_epoch"] == 1 and report["epochs_run"] == 3
+    assert _attempts(run) == [0, 1] and report["epochs_run"] == 3 and "resumed_after_epoch" not in report
 
 
 # ------------------------------------------------------------------- the other trainers, in-process
@@ -195,11 +226,58 @@ def test_other_trainers_resume_bit_exact(name, tmp_path, monkeypatch):
     assert json.loads((killed / "backup" / "training_metadata.json").read_text())["epoch"] == 1
     assert not (killed / "model.keras").exists()
     report = train(model, data, out=killed, **kw)
-    assert report["resumed_after_epoch"] == 1 and report["epochs_run"] == 2
+    assert _attempts(killed) == [0, 1] and report["epochs_run"] == 2
     train(model, data, out=whole, **kw)
     _assert_same_weights(killed / "model.keras", whole / "model.keras")
     assert json.loads((killed / "history.json").read_text()) == json.loads((whole / "history.json").read_text())
     assert (killed / "training_log.csv").read_text() == (whole / "training_log.csv").read_text()
+
+
+def test_early_stopping_resumes_its_patience_and_best_weights(tmp_path, monkeypatch):
+    """``--early-stopping 2`` with val_loss 1.618, 1.600 (best), 1.604, 1.608: an uninterrupted run stops after
+    epoch 4 with epoch 2's weights. Killed in epoch 4 (patience 1 of 2 used), the resumed run must stop there
+    too, with epoch 2's weights from the backup; killed again after it stopped but before model.keras, the next
+    rerun trains nothing. (Without the state in the backup the resumed run counted patience from zero and
+    trained on to epoch 8.)"""
+    import keras
+
+    from kerasvk import plots
+    from kerasvk.training import train
+
+    monkeypatch.setattr(plots, "history_curves", lambda *a, **k: None)
+
+    class DieAtStep(keras.callbacks.Callback):
+        seen = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen += 1
+            if self.seen == 10:  # 3 steps per epoch: the first step of epoch 4
+                raise _Died()
+
+    class DieAtTrainEnd(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):  # after the last backup (stopped), before model.keras
+            raise _Died()
+
+    kw = dict(epochs=8, batch_size=16, verbose=0, lr=0.03, optimizer="sgd", early_stopping=2,
+              model_kwargs={"dense_units": 8, "filters": [4, 8]})
+    data, killed, whole = "patterns:classes=5,count=60", tmp_path / "killed", tmp_path / "whole"
+    train("simple_cnn", data, out=whole, **kw)
+    assert json.loads((whole / "metrics.json").read_text())["epochs_run"] == 4  # stopped early: the premise
+    with pytest.raises(_Died):
+        train("simple_cnn", data, out=killed, callbacks=[DieAtStep()], **kw)
+    state = json.loads((killed / "backup" / "training_metadata.json").read_text())
+    assert state["epoch"] == 3 and state["callbacks"]["early_stopping"]["wait"] == 1
+    assert state["callbacks"]["early_stopping"]["best_epoch"] == 1  # epoch 2 (0-based), its weights in the backup
+    with pytest.raises(_Died):
+        train("simple_cnn", data, out=killed, callbacks=[DieAtTrainEnd()], **kw)
+    assert json.loads((killed / "backup" / "training_metadata.json").read_text())["stopped"] is True
+    assert not (killed / "model.keras").exists()
+    report = train("simple_cnn", data, out=killed, **kw)  # nothing left to train: restores the best weights
+    assert report["epochs_run"] == 4 and _attempts(killed) == [0, 3, 4]
+    _assert_same_weights(killed / "model.keras", whole / "model.keras")
+    _assert_same_weights(killed / "checkpoints" / "best.keras", whole / "checkpoints" / "best.keras")
+    assert json.loads((killed / "history.json").read_text()) == json.loads((whole / "history.json").read_text())
+    assert _timeless(report) == _timeless(json.loads((whole / "metrics.json").read_text()))
 
 
 # --------------------------------------------------------------------------------- kill during a save

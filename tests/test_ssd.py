@@ -123,7 +123,7 @@ BAD_ARGUMENTS = [
     ({"input_shape": (64, 64, 1)}, r"\(height, width, 3\)"),
     ({"num_classes": 0}, "num_classes must be an integer >= 1"),
     ({"num_classes": 2.5}, "num_classes must be an integer >= 1"),
-    ({"backbone": "resnet19"}, "Unknown model name 'resnet19'.*Did you mean"),
+    ({"backbone": "resnet19"}, "'resnet19' is not a registered model .did you mean 'resnet18'.*Received: backbone="),
     ({"backbone": "gpt"}, "has none"),
     ({"class_names": ["a", "b"]}, "class_names must be None or 3 distinct names"),
     ({"head": "dense"}, "head must be one of"),

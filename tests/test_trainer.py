@@ -227,7 +227,9 @@ def test_rerun_of_a_killed_run_continues_its_whole_record(tmp_path):
         train("simple_cnn", "patterns:classes=5,count=60", out=run, callbacks=[CrashAfter()], **kw)
     assert len(json.loads((run / "history.json").read_text())["loss"]) == 2  # kept epoch by epoch
     report = train("simple_cnn", "patterns:classes=5,count=60", out=run, **kw)
-    assert report["epochs_run"] == 4 and report["resumed_after_epoch"] == 2
+    attempts = json.loads((run / "attempts.json").read_text())["attempts"]
+    assert report["epochs_run"] == 4 and [a["resumed_after_epoch"] for a in attempts] == [0, 2]
+    assert report["train_seconds"] == pytest.approx(sum(a["train_seconds"] for a in attempts), abs=0.011)
     history = json.loads((run / "history.json").read_text())
     assert all(len(v) == 4 for v in history.values())
     rows = (run / "training_log.csv").read_text().strip().splitlines()

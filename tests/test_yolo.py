@@ -272,7 +272,7 @@ BAD_ARGUMENTS = [
     ({"input_shape": (64, 64)}, r"\(height, width, channels\)"),
     ({"num_classes": 0}, "num_classes must be an integer >= 1"),
     ({"num_classes": 2.5}, "num_classes must be an integer >= 1"),
-    ({"backbone": "resnet1"}, "Unknown model name 'resnet1'"),
+    ({"backbone": "resnet1"}, "'resnet1' is not a registered model .did you mean 'resnet18'.*Allowed backbones"),
     ({"backbone": "lenet5", "backbone_kwargs": None}, "pyramid levels P3, P4, P5"),
     ({"reg_max": 1}, "reg_max must be"),
     ({"class_names": ["a", "b"]}, "3 strings"),

@@ -482,6 +482,10 @@ def load_detection(
         )
         if len(boxes) != len(images):
             raise ValueError(f"Images and boxes differ in length: {len(images)} vs {len(boxes)} images.")
+        if report["boxes"] == 0:  # every row padding, or every box outside its image: nothing to learn
+            why = (f"all {report['dropped']} boxes lie outside their images (or have no area) at {size[0]}x{size[1]}; "
+                   "boxes are xyxy pixels of the image as given" if report["dropped"] else "every label is -1 (padding)")
+            raise ValueError(f"The array source has no box to learn from: {why}. A detector needs at least one box.")
         if with_masks:
             if "masks" not in targets:
                 raise ValueError(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kerasvk.layers.replicas import replica_slice
+
 
 @keras.saving.register_keras_serializable(package="kerasvk")
 class Sampling(keras.layers.Layer):
@@ -30,7 +32,9 @@ class Sampling(keras.layers.Layer):
         mean, log_var = inputs
         if not training:
             return mean
-        eps = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
+        # under a strategy: this replica's rows of the global batch's draw (the ε one device would draw)
+        eps = replica_slice(lambda n: keras.random.normal((n, *mean.shape[1:]), dtype=mean.dtype, seed=self.seed_generator),
+                            ops.shape(mean)[0])
         return mean + ops.exp(0.5 * log_var) * eps
 
     def compute_output_shape(self, input_shape):

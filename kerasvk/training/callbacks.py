@@ -5,8 +5,10 @@ and sample grids of a generative model during training.
 ``RunBackup`` is keras' ``BackupAndRestore`` made whole for bit-exact resumes: besides the weights and
 optimizer state (which ``save_weights`` covers) it records every ``keras.random.SeedGenerator`` state of
 the model (dropout, VAE sampling, GAN noise — ``save_weights`` leaves those out) and the global seed
-generator, and it writes atomically (the weights file first, under a new name, then the metadata that
-names it), so a kill at any moment leaves a consistent backup. ``FiniteCheckpoint`` keeps the best (or
+generator, the state of the callbacks that have one (``ResumableEarlyStopping``: patience counter, best
+value and weights), whether training had been told to stop, and the training seconds of every attempt so
+far; it writes atomically (the weights file first, under a new name, then the metadata that names it), so
+a kill at any moment leaves a consistent backup. ``FiniteCheckpoint`` keeps the best (or
 last) epoch whose losses and weights are finite, written through ``kerasvk.io``. ``StopOnNonFinite``
 stops at the first batch whose loss (any ``*loss`` key, so GANs too) is NaN/Inf and remembers the epoch
 and step.
@@ -36,6 +38,7 @@ __all__ = [
     "EpochHistory",
     "csv_log_text",
     "RunBackup",
+    "ResumableEarlyStopping",
     "FiniteCheckpoint",
     "StopOnNonFinite",
     "KillAfterSteps",
@@ -263,20 +266,38 @@ def restore_seed_generator_states(model, states) -> None:
 
 
 class RunBackup(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` (end of every epoch) that also restores RNG state and never half-writes.
+    """``BackupAndRestore`` (end of every epoch) that also restores RNG and callback state and never half-writes.
 
-    ``backup/training_metadata.json`` holds ``{"epoch", "batch", "weights", "seed_states"}``; ``weights``
-    names the file (``epochNNNN.weights.h5``: model weights and optimizer state) written, atomically,
-    *before* the metadata, and older weight files are removed only after. A kill during a backup so
-    leaves the previous complete backup in force. The data position is not stored here: the trainer
-    makes epoch ``e``'s batches a function of (seed, e) and skips to them on resume.
+    ``backup/training_metadata.json`` holds ``{"epoch", "batch", "weights", "seed_states", "stopped",
+    "callbacks", "attempts"}``; ``weights`` names the file (``epochNNNN.weights.h5``: model weights and
+    optimizer state) written, atomically, *before* the metadata, and older weight files are removed only
+    after. A kill during a backup so leaves the previous complete backup in force. The data position is not
+    stored here: the trainer makes epoch ``e``'s batches a function of (seed, e) and skips to them on resume.
+
+    - ``stateful``: callbacks whose state is part of the run (``backup_name``, ``backup_state()`` →
+      ``(JSON-able dict, list of arrays or None)``, ``restore_backup_state(state, arrays)``), e.g.
+      ``ResumableEarlyStopping``. They must come *before* this callback in the list, so the state backed up
+      after epoch ``e`` is the one after they saw epoch ``e``; their arrays go to ``epochNNNN.NAME.npz``.
+    - ``stopped``: a callback had set ``model.stop_training`` by the backup (early stopping): a resume runs no
+      further epoch (``_initial_epoch`` = the run's ``epochs``), so it ends where the uninterrupted run ended.
+    - ``attempts``: ``[{"resumed_after_epoch", "train_seconds"}]``, one per process that trained this run,
+      the seconds up to its last backup (``attempts()`` adds this one, up to now): the trainer's
+      ``train_seconds`` is their sum, so a resumed run reports its whole training time.
+
+    Backups are per epoch only. keras' ``BackupAndRestore(save_freq=N)`` also saves mid-epoch, but a resume
+    restarts the interrupted epoch at its first batch (keras 3's ``fit`` has an ``initial_epoch``, no initial
+    step: the batches before the backup are applied twice) and the epoch's metric accumulators are not in
+    ``save_weights``, so its logged loss would differ: not bit-exact.
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, stateful=()):
         # kept after fit: the trainer removes it once model.keras and metrics.json are written, so a kill
         # during those final writes still resumes (with nothing left to train) instead of starting over
         super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=False, delete_checkpoint=False)
+        self.stateful = tuple(stateful)
         self.restored_epoch = 0
+        self.prior_attempts = []
+        self._start = None
 
     def read_metadata(self):
         import json
@@ -294,7 +315,16 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             ) from None
         return meta
 
+    def elapsed(self) -> float:
+        """Seconds since this process began training (``on_train_begin``)."""
+        return 0.0 if self._start is None else time.perf_counter() - self._start
+
+    def attempts(self) -> list:
+        """Every attempt at this run: the earlier ones (as of the restored backup), then this one so far."""
+        return [*self.prior_attempts, {"resumed_after_epoch": self.restored_epoch, "train_seconds": round(self.elapsed(), 2)}]
+
     def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
         self._load_model()
 
     def _load_model(self):
@@ -307,8 +337,20 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.model.load_weights(weights)
         if "seed_states" in meta:
             restore_seed_generator_states(self.model, meta["seed_states"])
+        states = meta.get("callbacks", {})
+        for cb in self.stateful:
+            state = states.get(cb.backup_name)
+            if state is not None:
+                arrays = None
+                if state.get("arrays"):
+                    with np.load(os.path.join(self.backup_dir, state["arrays"])) as f:
+                        arrays = [f[f"arr_{i}"] for i in range(len(f.files))]
+                cb.restore_backup_state(state, arrays)
+        self.prior_attempts = list(meta.get("attempts", []))
         self.restored_epoch = int(meta["epoch"])
         self.model._initial_epoch = self.restored_epoch
+        if meta.get("stopped"):  # training had ended (early stopping): no further epoch
+            self.model._initial_epoch = max(self.restored_epoch, int(self.params.get("epochs") or 0))
 
     def on_epoch_end(self, epoch, logs=None):
         losses = [(logs or {})[k] for k in _loss_keys(logs)]
@@ -322,14 +364,47 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         name = f"epoch{self._current_epoch:04d}.weights.h5"
         with atomic_path(os.path.join(self.backup_dir, name), suffix=".weights.h5") as tmp:
             self.model.save_weights(str(tmp), overwrite=True)
+        keep, states = {name}, {}
+        for cb in self.stateful:
+            state, arrays = cb.backup_state()
+            if arrays is not None:
+                file = f"epoch{self._current_epoch:04d}.{cb.backup_name}.npz"
+                with atomic_path(os.path.join(self.backup_dir, file), suffix=".npz") as tmp:
+                    np.savez(str(tmp), *arrays)
+                state = {**state, "arrays": file}
+                keep.add(file)
+            states[cb.backup_name] = state
         write_json(
             {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name,
-             "seed_states": seed_generator_states(self.model)},
+             "seed_states": seed_generator_states(self.model), "stopped": bool(self.model.stop_training),
+             "callbacks": states, "attempts": self.attempts()},
             self._training_metadata_path,
         )
         for f in os.listdir(self.backup_dir):
-            if f.endswith(".weights.h5") and f != name and not f.startswith("."):
+            if f.endswith((".weights.h5", ".npz")) and f not in keep and not f.startswith("."):
                 os.remove(os.path.join(self.backup_dir, f))
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """keras' ``EarlyStopping`` whose state survives a kill: ``RunBackup(stateful=[this])`` backs up its
+    patience counter (``wait``), ``best`` value and epoch, ``stopped_epoch`` and ``best_weights`` after every
+    epoch and restores them on resume (keras' own resets them in ``on_train_begin``, so a resumed run counted
+    patience from zero, took its first epoch as the best and restored that epoch's weights at the end).
+    """
+
+    backup_name = "early_stopping"
+
+    def backup_state(self):
+        best = getattr(self, "best", None)
+        state = {"wait": int(self.wait), "stopped_epoch": int(self.stopped_epoch),
+                 "best": None if best is None else float(best), "best_epoch": int(getattr(self, "best_epoch", 0)),
+                 "has_best_weights": self.best_weights is not None}
+        return state, (list(self.best_weights) if self.best_weights is not None else None)
+
+    def restore_backup_state(self, state, arrays):
+        self.wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])
+        self.best, self.best_epoch = state["best"], int(state["best_epoch"])
+        self.best_weights = list(arrays) if state.get("has_best_weights") and arrays is not None else None
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

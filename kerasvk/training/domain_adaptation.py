@@ -23,6 +23,7 @@ from keras import ops
 
 from kerasvk.layers.gradient_reversal import GradientReversal
 from kerasvk.models.classification.digits_encoder import digits_encoder as _digits_encoder
+from kerasvk.layers.replicas import scale_loss
 
 
 def dann_lambda(progress, lambda_max=1.0):
@@ -128,7 +129,7 @@ class DANN(keras.Model):
             total = total + ops.sum(self.losses)
         self.loss_tracker.update_state(total)
         self.label_loss_tracker.update_state(label_loss)
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y_pred, dict):

@@ -604,7 +604,14 @@ class DetectionTask(Task):
         from kerasvk.data.detection import make_detection_augmenter, parse_detection_source
 
         if not isinstance(source, tuple):
-            parse_detection_source(source)  # raises naming the allowed sources
+            _, source_opts = parse_detection_source(source)  # raises naming the allowed sources
+            size, side = opts.get("image_size"), source_opts.get("size")
+            if size is not None and side is not None and tuple(size) != (side, side):
+                # the source's size won and image_size was ignored silently (the model built for the other size)
+                raise ValueError(
+                    f"The data source {source!r} makes {side}x{side} images but image_size={tuple(size)}: give the "
+                    f"size once (shapes:size=N or --image-size, not both)."
+                )
         if opts.get("augment") == "none":
             opts["augment"] = None
         make_detection_augmenter(opts.get("augment"))  # raises naming the box-aware modes

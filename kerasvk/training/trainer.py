@@ -10,7 +10,9 @@ What differs by task (data, losses/metrics, report, sample files) is in ``tasks.
     run.json          configuration: model, build keywords, data facts (split, image size, class names,
                       vocabulary, ...), every training option used — enough to re-create the data
     history.json      per-epoch metrics (including the learning rate)
-    metrics.json      the task's test-split report (+ train_seconds, epochs_run)
+    metrics.json      the task's test-split report (+ train_seconds over every attempt, epochs_run)
+    attempts.json     one record per process that trained the run ({resumed_after_epoch, train_seconds}):
+                      an uninterrupted run has one, a killed and resumed run one more per resume
     model.keras       the trained model (loads with safe_mode=True)
     training_log.csv  the same per-epoch record as CSV (rewritten atomically each epoch);  logs/  TensorBoard
     checkpoints/      best.keras (by val_loss) or last.keras (GANs): only epochs with finite losses/weights
@@ -24,7 +26,12 @@ A killed run, rerun with the same command and ``--out``, resumes bit-exact (on C
 ops ``set_seed`` enables): ``RunBackup`` restores weights, optimizer state (schedule position) and every
 ``SeedGenerator`` state after the last completed epoch; ``training_stream`` makes epoch ``e``'s batches
 (shuffle order, augmentation draws) a function of (seed, e) alone; the history and CSV continue. Not
-restored: ``EarlyStopping``'s patience counter and best weights (it starts counting again after a resume).
+restored too: ``EarlyStopping``'s patience counter, best value and best weights (``ResumableEarlyStopping``),
+and a run that had stopped early stays stopped. Apart from timings (``train_seconds``, ``attempts.json``,
+TensorBoard's event files) the resumed run folder equals an uninterrupted run's. TensorBoard (``logs/``) gets one
+event file per attempt in each of ``train``/``validation``: TensorBoard reads a folder's event files as one
+run, and their steps are epoch numbers that continue where the backup left off, so the curves are whole.
+Backups are per epoch, not per step interval: see ``RunBackup`` for why keras' ``save_freq=N`` is not bit-exact.
 A diverged run (non-finite loss or weights) raises ``TrainingDiverged`` naming the epoch and step and the
 last finite checkpoint, and saves no model.keras.
 """
@@ -33,14 +40,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import time
 from pathlib import Path
 
 from kerasvk import io
+from kerasvk.training import strategy as distribution
+from kerasvk.training.strategy import STRATEGIES, resolve_strategy  # noqa: F401  (re-exported)
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("default", "mirrored")
 
 # What `kerasvk train` does when neither the user, the model's registered recipe nor its task says otherwise.
 TRAIN_DEFAULTS = {
@@ -405,19 +412,6 @@ def build_optimizer(model) -> None:
         optimizer.build(model.trainable_variables)
 
 
-def resolve_strategy(strategy):
-    """None/"default" → no strategy; "mirrored" → ``tf.distribute.MirroredStrategy()``; a Strategy as is."""
-    if strategy in (None, "default"):
-        return None
-    if strategy == "mirrored":
-        import tensorflow as tf
-
-        return tf.distribute.MirroredStrategy()
-    if hasattr(strategy, "scope") and hasattr(strategy, "num_replicas_in_sync"):
-        return strategy
-    raise ValueError(f"Unknown strategy {strategy!r}. Allowed: {', '.join(STRATEGIES)} or a tf.distribute.Strategy.")
-
-
 def resume_point(out) -> tuple[int, dict]:
     """``(epochs completed, their history)`` of a killed run in ``out`` (``(0, {})`` for a fresh one).
 
@@ -481,8 +475,8 @@ def write_csv_log(history, path) -> Path:
 
 
 def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, extra=(), prior_history=None, record=None):
-    """LR logger, the history record, StopOnNonFinite, FiniteCheckpoint, RunBackup, TensorBoard
-    (+ EarlyStopping) — see ``kerasvk.training.callbacks``.
+    """LR logger, the history record, StopOnNonFinite, FiniteCheckpoint (+ EarlyStopping), RunBackup,
+    TensorBoard — see ``kerasvk.training.callbacks``.
 
     ``prior_history``: the epochs a resumed run already did; the best checkpoint must beat their best.
     ``record``: the per-epoch writer of history.json and training_log.csv (default: an ``EpochHistory``
@@ -495,7 +489,7 @@ def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, ext
     import keras
 
     from kerasvk.training.callbacks import (
-        KILL_ENV, EpochHistory, FiniteCheckpoint, KillAfterSteps, RunBackup, StopOnNonFinite,
+        KILL_ENV, EpochHistory, FiniteCheckpoint, KillAfterSteps, ResumableEarlyStopping, RunBackup, StopOnNonFinite,
     )
     from kerasvk.training.schedules import LearningRateLogger
 
@@ -515,18 +509,18 @@ def default_callbacks(out: Path, *, monitor="val_loss", early_stopping=None, ext
             n = min((len(v) for v in losses.values()), default=0)
             finite = [e for e in range(1, n + 1) if all(abs(v[e - 1]) != float("inf") and v[e - 1] == v[e - 1] for v in losses.values())]
             saved_epoch = finite[-1] if finite else None
+    # early stopping before the backup: the state backed up after an epoch is the one after it saw that epoch
+    stopper = ([ResumableEarlyStopping(monitor=monitor or "loss", patience=int(early_stopping), restore_best_weights=True)]
+               if early_stopping else [])
     cbs = [
         LearningRateLogger(),  # first, so History and the record see logs["learning_rate"]
         record,
         StopOnNonFinite(),
         FiniteCheckpoint(path, monitor=monitor, best=best, saved_epoch=saved_epoch),
-        RunBackup(out / "backup"),
+        *stopper,
+        RunBackup(out / "backup", stateful=stopper),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False, profile_batch=0),
     ]
-    if early_stopping:
-        cbs.append(
-            keras.callbacks.EarlyStopping(monitor=monitor or "loss", patience=int(early_stopping), restore_best_weights=True)
-        )
     cbs.extend(extra)
     if os.environ.get(KILL_ENV):
         cbs.append(KillAfterSteps(int(os.environ[KILL_ENV])))
@@ -666,6 +660,7 @@ def train(
     fine_tune=None,
     l2sp=None,
     strategy=None,
+    batch_scaling="global",
     precision=None,
     jit_compile=None,
     callbacks=(),
@@ -680,12 +675,43 @@ def train(
     early_stopping) and the task's own (autoregressive: ``seq_len``); those left None come from the model's
     registered recipe, then the task, then ``TRAIN_DEFAULTS``. ``weights`` (``"imagenet"``, a
     ``.weights.h5``/``.keras`` file or a run folder), ``fine_tune`` (``frozen``, ``top-N``, ``full``) and
-    ``l2sp`` (λ) start a classifier from a pretrained encoder. ``strategy`` (``"mirrored"`` or a
-    ``tf.distribute.Strategy``) and ``precision`` (``mixed_float16``/``mixed_bfloat16``) wrap build and compile
-    (outputs and losses stay float32; ``mixed_float16`` gets keras' loss scaling and needs a GPU, see
-    ``check_precision``). ``jit_compile`` (True/False; None = keras' "auto", off on CPU) is passed to
+    ``l2sp`` (λ) start a classifier from a pretrained encoder. ``strategy`` (``default``, ``mirrored``,
+    ``multiworker``, ``tpu`` or a ``tf.distribute.Strategy``) and ``precision`` (``mixed_float16``/
+    ``mixed_bfloat16``) wrap build and compile; ``batch_scaling`` says whether ``batch_size`` is the global
+    batch (``"global"``) or each replica's (``"per-replica"``, learning rates × replicas) — see
+    ``kerasvk.training.strategy``. On a multi-worker cluster only the chief writes ``out``. Under a mixed
+    ``precision`` outputs and losses stay float32; ``mixed_float16`` gets keras' loss scaling and needs a GPU
+    (see ``check_precision``). ``jit_compile`` (True/False; None = keras' "auto", off on CPU) is passed to
     ``compile``; run.json records the value the model compiled with.
     """
+    with contextlib.ExitStack() as cleanup:  # a worker's temporary run folder, a JAX distribution scope
+        return _train(cleanup, model, data, seed=seed, out=out, model_kwargs=model_kwargs, weights=weights,
+                      fine_tune=fine_tune, l2sp=l2sp, strategy=strategy, batch_scaling=batch_scaling,
+                      precision=precision, jit_compile=jit_compile, callbacks=callbacks, one_hot=one_hot,
+                      verbose=verbose, **options)
+
+
+def _train(
+    cleanup,
+    model,
+    data,
+    *,
+    seed,
+    out,
+    model_kwargs,
+    weights,
+    fine_tune,
+    l2sp,
+    strategy,
+    batch_scaling,
+    precision,
+    jit_compile,
+    callbacks,
+    one_hot,
+    verbose,
+    **options,
+) -> dict:
+    """``train``'s pipeline; ``cleanup`` (an ``ExitStack``) closes what it opens when ``train`` returns."""
     from kerasvk.registry import get_spec
     from kerasvk.training.device_input import input_dtype, scale_uint8_inputs
     from kerasvk.training.tasks import adapter
@@ -701,6 +727,7 @@ def train(
     if jit_compile not in JIT_COMPILE or not isinstance(jit_compile, (type(None), str, bool)):
         raise ValueError(f"jit_compile must be True, False or None (keras' 'auto'). Received: jit_compile={jit_compile!r}")
     opts["jit_compile"] = "auto" if jit_compile is None else jit_compile
+    distribution.check_strategy(strategy, batch_scaling)  # TF_CONFIG of a multi-worker run, before anything starts
     transfer = {"weights": weights, "fine_tune": fine_tune, "l2sp": l2sp}
     check_arrays(data)
     task.check(spec, data, opts, transfer)
@@ -708,9 +735,22 @@ def train(
     out = check_out(out or default_run_dir(model, data))
     set_seed(seed, deterministic=jit_compile is not True)  # keras compiles no XLA step under op determinism
     dist = resolve_strategy(strategy)
+    replicas = distribution.num_replicas(dist)
+    user_batch = opts["batch_size"]
+    opts["batch_size"], per_replica_batch = distribution.batch_sizes(user_batch, replicas, batch_scaling)
+    lr_factor = distribution.lr_factor(replicas, batch_scaling)
+    if opts["lr"] is not None:
+        opts["lr"] = opts["lr"] * lr_factor
+    if dist is not None and not hasattr(dist, "extended"):
+        cleanup.enter_context(dist.scope())  # JAX: keras.distribution applies to build, compile and fit alike
+    multi_worker = distribution.is_multi_worker(dist)
+    out = cleanup.enter_context(distribution.writer_folder(out, dist))  # non-chief workers: a temporary folder
 
     # 2. data, model, optimizer
     run_data = task.load(spec, data, opts, seed, model_kwargs)
+    if dist is not None:  # in-memory/generated data: each worker keeps its replicas' slices of every batch
+        run_data.train, run_data.val, run_data.test = (
+            distribution.shard_by_data(ds) for ds in (run_data.train, run_data.val, run_data.test))
     _check_input_shape(model_kwargs, run_data.build_kwargs.get("input_shape"))
     opts["one_hot"] = bool(run_data.config.get("one_hot", one_hot))
     steps = opts["steps_per_epoch"] or run_data.steps_per_epoch
@@ -733,8 +773,11 @@ def train(
             blockers = [layer.name for layer in net._flatten_layers() if not getattr(layer, "supports_jit", True)]
             raise ValueError(f"{model} cannot be XLA-compiled (--jit-compile): {', '.join(blockers) or 'keras refused it'} "
                              "has no XLA kernel. Train it without --jit-compile.")
+        if opts["optimizer"] is None:
+            distribution.scale_model_learning_rates(net, lr_factor)  # a GAN's own two rates
         scale_uint8_inputs(net, run_data.train.element_spec)  # uint8 batches: scaled in the step, on the device
         build_before_fit(net, run_data.train.element_spec)
+    distribution.prepare_fit(net, run_data.train.element_spec)  # no-op without a strategy; keras-team/keras#20585
 
     # 3. the run folder
     config = {
@@ -753,16 +796,20 @@ def train(
         "jit_compile": bool(net.jit_compile),
         "input_dtype": input_dtype(run_data.train.element_spec),  # uint8: scaled to [0, 1] in the train step
         "strategy": type(dist).__name__ if dist is not None else "default",
+        **({"replicas": replicas, "batch_scaling": batch_scaling, "batch_size_given": user_batch,
+            "per_replica_batch_size": per_replica_batch} if dist is not None else {}),
         "parameters": int(net.count_params()),
     }
     check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
+    if multi_worker:  # only the chief has a backup: every worker must start at the same epoch, so start over
+        shutil.rmtree(out / "backup", ignore_errors=True)
     io.remove_stale_temporaries(out)  # what a killed write left behind (never where anything is read)
     io.write_json(config, out / "run.json")
 
     # 4. fit (a rerun of a killed run resumes from its last completed epoch and continues its record,
     #    with the optimizer, RNG state and data position of that epoch: bit-exact on CPU)
-    from kerasvk.training.callbacks import EpochHistory, FiniteCheckpoint, StopOnNonFinite
+    from kerasvk.training.callbacks import EpochHistory, FiniteCheckpoint, RunBackup, StopOnNonFinite
 
     resumed, prior = resume_point(out)
     epoch_history = EpochHistory(out / "history.json", prior, csv_path=out / "training_log.csv")
@@ -771,7 +818,6 @@ def train(
         out, monitor=task.monitor, early_stopping=opts["early_stopping"], prior_history=prior, record=epoch_history,
         extra=[*task.callbacks(out, run_data, opts), *callbacks],
     )
-    t0 = time.time()
     net.fit(
         stream,
         validation_data=run_data.val,
@@ -781,7 +827,9 @@ def train(
         callbacks=cbs,
         verbose=verbose,
     )
-    train_seconds = time.time() - t0
+    backup = next(c for c in cbs if isinstance(c, RunBackup))
+    attempts = backup.attempts()  # this process and the killed ones it resumed (seconds up to their last backup)
+    train_seconds = sum(a["train_seconds"] for a in attempts)
     history = epoch_history.history  # every epoch of the run, the resumed ones included
     io.write_json(history, out / "history.json")
     write_csv_log(history, out / "training_log.csv")  # the whole run, also after a resume
@@ -792,6 +840,7 @@ def train(
         kept = (f"the last finite checkpoint is kept: {checkpoint.path} (epoch {checkpoint.saved_epoch})"
                 if checkpoint.saved_epoch and Path(checkpoint.path).is_file()
                 else "no epoch finished with finite losses, so there is no checkpoint to keep")
+        io.write_json({"attempts": attempts}, out / "attempts.json")
         io.write_json({"diverged": True, "reason": diverged, "last_finite_checkpoint":
                        checkpoint.path if checkpoint.saved_epoch else None, "last_finite_epoch": checkpoint.saved_epoch,
                        "train_seconds": round(train_seconds, 2)}, out / "metrics.json")
@@ -807,8 +856,7 @@ def train(
     report = task.report(net, run_data, out)
     report["train_seconds"] = round(train_seconds, 2)
     report["epochs_run"] = len(history.get("loss", next(iter(history.values()), [])))
-    if resumed:
-        report["resumed_after_epoch"] = resumed
+    io.write_json({"attempts": attempts}, out / "attempts.json")  # timings: kept out of the report
     io.write_json(report, out / "metrics.json")
     from kerasvk import plots
 

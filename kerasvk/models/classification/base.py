@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import keras
 
+from kerasvk.models.checks import is_int
 from kerasvk.registry import PYRAMID_LEVELS
 
 P2_P5 = tuple(PYRAMID_LEVELS)  # the pyramid_levels of a family that has every stride 4..32
@@ -48,12 +49,13 @@ def validate_classifier_args(
 
     Raises ``ValueError`` naming the constraint and the value received (keras style).
     """
-    try:
-        shape = tuple(int(d) if d is not None else None for d in input_shape)
-    except TypeError:
+    if not isinstance(input_shape, (list, tuple)) or not all(d is None or is_int(d) for d in input_shape):
+        # a string ("abc") or float/str dimensions: int() would truncate 32.5 or fail naming no argument
         raise ValueError(
-            f"{model}: input_shape must be a tuple (height, width, channels). Received: input_shape={input_shape!r}"
-        ) from None
+            f"{model}: input_shape must be a tuple (height, width, channels) of integers. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    shape = tuple(int(d) if d is not None else None for d in input_shape)
     if len(shape) != 3:
         raise ValueError(
             f"{model}: input_shape must have rank 3 (height, width, channels). "

@@ -28,6 +28,7 @@ import keras
 
 from kerasvk.layers import PadChannelsShortcut
 from kerasvk.layers.blocks import conv_bn_act
+from kerasvk.models.checks import check_number
 from kerasvk.models.classification._weights import KerasTwin
 from kerasvk.models.classification.base import (
     P2_P5,
@@ -138,10 +139,7 @@ def resnet(
             f"depths 6n+2 such as {CIFAR_DEPTHS}). Received: depth={depth!r}"
         )
     name = name or f"resnet{depth}"
-    if not width_multiplier > 0:
-        raise ValueError(
-            f"{name}: width_multiplier must be > 0. Received: width_multiplier={width_multiplier!r}"
-        )
+    width_multiplier = check_number("width_multiplier", width_multiplier, low=0, low_open=True, model=name)
     shape, head = classifier_args(
         input_shape, num_classes, include_top, pooling, classifier_activation, min_size=32, model=name
     )
@@ -208,10 +206,7 @@ def cifar_resnet(
         raise ValueError(
             f"{name}: shortcut must be 'A' (zero-pad) or 'B' (projection). Received: shortcut={shortcut!r}"
         )
-    if not width_multiplier > 0:
-        raise ValueError(
-            f"{name}: width_multiplier must be > 0. Received: width_multiplier={width_multiplier!r}"
-        )
+    width_multiplier = check_number("width_multiplier", width_multiplier, low=0, low_open=True, model=name)
     shape, head = classifier_args(
         input_shape, num_classes, include_top, pooling, classifier_activation, min_size=4, model=name
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from kerasvk.models.checks import check_int, check_int_sequence, check_number
 from kerasvk.models.classification.base import classifier_args, classifier_head, make_input, zoo_model
 from kerasvk.registry import register
 
@@ -20,7 +21,13 @@ def simple_cnn(
     dense_units=256,
     dropout=0.5,
 ):
-    """Three [conv-relu-conv-relu-maxpool] blocks, then Dense(dense_units) → Dropout → predictions."""
+    """Three [conv-relu-conv-relu-maxpool] blocks, then Dense(dense_units) → Dropout → predictions.
+
+    ``filters``: one entry per block (at least one); ``dense_units`` >= 1; ``dropout`` in [0, 1).
+    """
+    filters = check_int_sequence("filters", filters, model="simple_cnn", why=" (one per conv block)")
+    dense_units = check_int("dense_units", dense_units, model="simple_cnn")
+    dropout = check_number("dropout", dropout, low=0.0, high=1.0, high_open=True, model="simple_cnn")
     shape, head = classifier_args(
         input_shape,
         num_classes,

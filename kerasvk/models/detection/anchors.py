@@ -169,14 +169,16 @@ def anchor_points(image_shape, strides=DEFAULT_STRIDES):
 
 
 # ----- matching ------------------------------------------------------------------------------------
-def _check_thresholds(positive_iou, negative_iou):
-    for key, v in (("positive_iou", positive_iou), ("negative_iou", negative_iou)):
+def _check_thresholds(positive_iou, negative_iou, prefix=""):
+    """``prefix``: how the caller's arguments are named (Faster R-CNN's ``rpn_positive_iou``: ``"rpn_"``)."""
+    pos, neg = f"{prefix}positive_iou", f"{prefix}negative_iou"
+    for key, v in ((pos, positive_iou), (neg, negative_iou)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
             raise ValueError(f"{key} must be a number in [0, 1]. Received: {key}={v!r}")
     if negative_iou > positive_iou:
         raise ValueError(
-            "negative_iou must be <= positive_iou (anchors with IoU in between are ignored). "
-            f"Received: positive_iou={positive_iou}, negative_iou={negative_iou}"
+            f"{neg} must be <= {pos} (anchors with IoU in between are ignored). "
+            f"Received: {pos}={positive_iou}, {neg}={negative_iou}"
         )
 
 

@@ -63,6 +63,31 @@ def set_batchnorm_momentum(model, momentum=BN_MOMENTUM):
         stack.extend(getattr(layer, "layers", None) or [])
 
 
+def check_backbone(backbone, levels, model="detector"):
+    """The registry spec of ``backbone``, a registered model with (at least) pyramid ``levels``; else a
+    ``ValueError`` naming ``backbone`` and listing the registered models that have those levels (the
+    closest name first, for a typo)."""
+    import difflib
+
+    from kerasvk.registry import get_spec, list_models
+
+    levels = tuple(levels)
+    names = list_models()
+    allowed = [n for n in names if set(levels) <= set(get_spec(n).pyramid_levels)]
+    if isinstance(backbone, str) and backbone in names:
+        spec = get_spec(backbone)
+        if set(levels) <= set(spec.pyramid_levels):
+            return spec
+        why = f"{backbone!r} has " + (f"only {', '.join(spec.pyramid_levels)}" if spec.pyramid_levels else "none")
+    else:
+        close = difflib.get_close_matches(backbone, allowed, n=1) if isinstance(backbone, str) else []
+        why = f"{backbone!r} is not a registered model" + (f" (did you mean {close[0]!r}?)" if close else "")
+    raise ValueError(
+        f"{model} needs a backbone with pyramid levels {', '.join(levels)}; {why}. Allowed backbones: "
+        f"{', '.join(allowed)}. Received: backbone={backbone!r}"
+    )
+
+
 def check_box_format(fmt) -> str:
     """``fmt`` if keras knows it, else a ``ValueError`` listing the formats."""
     if fmt not in BOX_FORMATS:
@@ -140,17 +165,32 @@ class Detector:
         )
 
     def detect(self, images, *, batch_size=32, score_threshold=None, iou_threshold=None, max_detections=None):
-        """Detections of float images in [0, 1] at the model's input size, as numpy arrays."""
+        """Detections of float images in [0, 1] (or uint8 0..255) at the model's input size, as numpy arrays.
+
+        ``ValueError`` for anything else: another shape, a non-numeric array, a NaN/Inf pixel or a float outside
+        [0, 1] (named by its index: 0..255 floats gave detections of a white image), bad NMS settings.
+        """
         import tensorflow as tf
 
-        images = np.asarray(images, dtype="float32")
+        raw = np.asarray(images)
         expected = tuple(self.image_shape)
-        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+        if raw.dtype.kind not in "biuf" or raw.ndim != 4 or tuple(raw.shape[1:]) != expected:
             raise ValueError(
                 f"{self.name}.detect takes float images of shape (batch, {', '.join(map(str, expected))}) "
-                f"in [0, 1]. Received: shape={images.shape}. Resize first (or export the model: its "
-                "serving signature resizes images of any size)."
+                f"in [0, 1]. Received: {'shape=' + str(raw.shape) if raw.dtype.kind in 'biuf' else 'dtype ' + str(raw.dtype)}. "
+                "Resize first (or export the model: its serving signature resizes images of any size)."
             )
+        images = raw.astype("float32") / 255.0 if raw.dtype == np.uint8 else raw.astype("float32")
+        bad = ~np.isfinite(images) | (images < -1e-3) | (images > 1.0 + 1e-3)  # resampling rounds a little over
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{self.name}.detect takes float images in [0, 1] (or uint8 0..255). Received: images{list(idx)}="
+                f"{raw[idx].item()!r} (image {idx[0]}). Scale 0..255 floats by 1/255; clean non-finite pixels."
+            )
+        check_nms_options(self.score_threshold if score_threshold is None else score_threshold,
+                          self.iou_threshold if iou_threshold is None else iou_threshold,
+                          self.max_detections if max_detections is None else max_detections)
         fn = _cached_postprocess(self, score_threshold, iou_threshold, max_detections)
         parts = [fn(tf.constant(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
         if not parts:

@@ -41,6 +41,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasvk.layers.replicas import scale_loss
 from kerasvk.layers.roi_align import RoIAlign
 from kerasvk.models.detection import anchors as anchor_lib
 from kerasvk.models.detection.base import (
@@ -48,12 +49,14 @@ from kerasvk.models.detection.base import (
     NMS_DEFAULTS,
     PAD_LABEL,
     Detector,
+    check_backbone,
     check_nms_options,
     example_inputs,
     set_batchnorm_momentum,
 )
+from kerasvk.models.checks import check_int, check_number
 from kerasvk.models.detection.neck import fpn
-from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, get_spec, variant
+from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, variant
 
 LEVELS = ("P2", "P3", "P4", "P5")
 STRIDES = tuple(PYRAMID_LEVELS[v] for v in LEVELS)
@@ -227,10 +230,7 @@ def _validate(name, shape, num_classes, class_names, backbone, anchor_sizes, asp
         if len(names) != num_classes or len(set(map(str, names))) != len(names):
             raise ValueError(f"class_names must be None or {num_classes} distinct names (one per class). "
                              f"Received: class_names={class_names!r}")
-    spec = get_spec(backbone)  # an unknown name raises the registry's error (close matches)
-    if not spec.pyramid_levels or not set(LEVELS) <= set(spec.pyramid_levels):
-        raise ValueError(f"{name} needs a backbone with pyramid outputs {LEVELS}; {backbone!r} has "
-                         f"{spec.pyramid_levels or 'none'}. See kerasvk list.")
+    check_backbone(backbone, LEVELS, name)
     sizes = tuple(anchor_sizes) if isinstance(anchor_sizes, (tuple, list)) else ()
     if len(sizes) != len(LEVELS) or not all(_is_num(s) and s > 0 for s in sizes):
         raise ValueError(f"anchor_sizes must be one positive pixel size per level {LEVELS}. "
@@ -300,7 +300,10 @@ class FasterRCNN(Detector, keras.Model):
         ])
         if box_loss not in BOX_LOSSES:
             raise ValueError(f"box_loss must be one of {BOX_LOSSES}. Received: box_loss={box_loss!r}")
-        anchor_lib._check_thresholds(rpn_positive_iou, rpn_negative_iou)
+        anchor_lib._check_thresholds(rpn_positive_iou, rpn_negative_iou, prefix="rpn_")
+        check_number("roi_canonical_size", roi_canonical_size, low=0, low_open=True,
+                     why=" (the box size, in pixels, that RoIAlign maps to P4)")
+        check_int("seed", seed, minimum=0)
         check_nms_options(score_threshold, iou_threshold, max_detections)
         sizes = tuple(float(s) for s in anchor_sizes)
         ratios = tuple(float(r) for r in aspect_ratios)
@@ -502,7 +505,7 @@ class FasterRCNN(Detector, keras.Model):
         self.loss_tracker.update_state(total)
         for key, tracker in self._trackers().items():
             tracker.update_state(terms[key])
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     # ----- outputs ------------------------------------------------------------------------------
     def decode_predictions(self, y_pred):

@@ -27,11 +27,11 @@ import numpy as np
 from keras import ops
 
 from kerasvk.layers.roi_align import RoIAlign, interpolation_weights
-from kerasvk.models.detection.base import NMS_DEFAULTS, example_inputs
+from kerasvk.models.detection.base import example_inputs
 from kerasvk.models.detection.faster_rcnn import LEVELS, TRAIN_RECIPE, FasterRCNN, _TINY, _is_int
 
 MASK_TRAIN_RECIPE = {**TRAIN_RECIPE, "epochs": 8}  # the measured recipe (README "Detection")
-from kerasvk.registry import register
+from kerasvk.registry import variant
 
 
 def mask_targets(masks, gt_index, rois, mask_size=28):
@@ -195,49 +195,15 @@ def example_inputs_with_masks(model, batch_size=2, seed=0):
     return images, {**targets, "masks": masks}
 
 
-@register(
+mask_rcnn = variant(
+    MaskRCNN,
     "mask_rcnn",
     task="detection",
     family="mask_rcnn",
+    fixed={},
     description="Mask R-CNN: Faster R-CNN + FPN (P2-P5) + a small FCN mask head (14x14 RoIAlign -> 28x28 "
     "per-class masks); boxes, scores, classes and instance masks; trained end to end by fit.",
     test_kwargs={**_TINY, "mask_filters": 8, "mask_roi_size": 7},
     example_inputs=example_inputs_with_masks,
     train_defaults=MASK_TRAIN_RECIPE,
 )
-def mask_rcnn(
-    input_shape=(128, 128, 3),
-    num_classes=4,
-    class_names=None,
-    backbone="resnet18",
-    backbone_kwargs=None,
-    fpn_filters=64,
-    anchor_sizes=(12.0, 24.0, 48.0, 96.0),
-    aspect_ratios=(0.5, 1.0, 2.0),
-    rpn_pre_nms_topk=1000,
-    num_proposals=64,
-    rpn_nms_iou=0.7,
-    rpn_positive_iou=0.7,
-    rpn_negative_iou=0.3,
-    rpn_batch_size=256,
-    rpn_positive_fraction=0.5,
-    roi_batch_size=64,
-    roi_positive_fraction=0.25,
-    roi_positive_iou=0.5,
-    roi_size=7,
-    roi_canonical_size=64.0,
-    roi_jitter=0,
-    head_units=256,
-    box_loss="smooth_l1",
-    mask_roi_size=14,
-    mask_filters=64,
-    mask_convs=2,
-    mask_threshold=0.5,
-    seed=0,
-    score_threshold=NMS_DEFAULTS["score_threshold"],
-    iou_threshold=NMS_DEFAULTS["iou_threshold"],
-    max_detections=50,
-    name="mask_rcnn",
-):
-    """Mask R-CNN with FPN P2–P5 on a kerasvk backbone (default resnet18 at width 0.25, 128×128)."""
-    return MaskRCNN(**locals())

@@ -38,10 +38,12 @@ from kerasvk.models.detection.base import (
     NMS_DEFAULTS,
     Detector,
     set_batchnorm_momentum,
+    check_backbone,
     check_nms_options,
     example_inputs,
 )
-from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, get_spec, register
+from kerasvk.layers.replicas import scale_loss
+from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, variant
 
 HEADS = ("conv", "separable")
 NECKS = (None, "fpn")
@@ -75,9 +77,7 @@ def _validate(input_shape, num_classes, class_names, backbone, levels, extra_lev
         raise ValueError(f"head must be one of {HEADS}. Received: head={head!r}")
     if neck not in NECKS:
         raise ValueError(f"neck must be one of {NECKS}. Received: neck={neck!r}")
-    spec = get_spec(backbone)  # an unknown name raises the registry's error (close matches, all models)
-    if not spec.pyramid_levels:
-        raise ValueError(f"SSD needs a backbone with pyramid outputs; {backbone!r} has none. See kerasvk list.")
+    check_backbone(backbone, lv, "SSD")
     strides = [PYRAMID_LEVELS[v] for v in lv]
     strides += [strides[-1] * 2 ** (i + 1) for i in range(extra_levels)]
     top = strides[-1]
@@ -336,7 +336,7 @@ class SSD(Detector, keras.Model):
         self.loss_tracker.update_state(total)
         self.box_loss_tracker.update_state(box_loss)
         self.class_loss_tracker.update_state(class_loss)
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     # ----- outputs ------------------------------------------------------------------------------
     def decode_predictions(self, y_pred):
@@ -389,46 +389,18 @@ _TINY = {
 }
 
 
-@register(
+# Why P2 (stride 4) and min_scale 0.06 by default: on `shapes` a quarter of the boxes are <= 11 px; with
+# default boxes from stride 8 only 67% of ground-truth boxes have an anchor at IoU >= 0.5 (39% of the small
+# ones) -- the rest are matched only by the forced best anchor -- against 96% (89%) with P2.
+ssd = variant(
+    SSD,
     "ssd",
     task="detection",
     family="ssd",
+    fixed={},
     description="SSD (Liu et al. 2016): multi-scale default boxes on a kerasvk backbone + extra layers, "
     "hard-negative mining.",
     test_kwargs=_TINY,
     example_inputs=example_inputs,
     train_defaults=TRAIN_RECIPE,
 )
-def ssd(
-    input_shape=(128, 128, 3),
-    num_classes=4,
-    class_names=None,
-    backbone="resnet18",
-    backbone_kwargs=None,
-    levels=("P2", "P3", "P4", "P5"),
-    extra_levels=1,
-    extra_filters=128,
-    neck="fpn",
-    neck_filters=64,
-    head="conv",
-    min_scale=0.06,
-    max_scale=0.6,
-    anchor_sizes=None,
-    aspect_ratios=(1.0, 2.0, 0.5),
-    variance=anchor_lib.DEFAULT_VARIANCE,
-    positive_iou=0.5,
-    negative_iou=0.5,
-    neg_pos_ratio=3.0,
-    box_loss_weight=1.0,
-    score_threshold=NMS_DEFAULTS["score_threshold"],
-    iou_threshold=NMS_DEFAULTS["iou_threshold"],
-    max_detections=NMS_DEFAULTS["max_detections"],
-    name="ssd",
-):
-    """SSD on a kerasvk backbone (default resnet18 at width 0.25, FPN over P2–P5 + 1 extra level, 128×128).
-
-    Why P2 (stride 4) and ``min_scale`` 0.06: on ``shapes`` a quarter of the boxes are ≤ 11 px; with
-    default boxes from stride 8 only 67% of ground-truth boxes have an anchor at IoU ≥ 0.5 (39% of the
-    small ones) — the rest are matched only by the forced best anchor — against 96% (89%) with P2.
-    """
-    return SSD(**locals())

@@ -51,12 +51,14 @@ from kerasvk.models.detection.base import (
     NMS_DEFAULTS,
     PAD_LABEL,
     Detector,
+    check_backbone,
     check_nms_options,
     example_inputs,
     set_batchnorm_momentum,
 )
 from kerasvk.models.detection.neck import BLOCKS, BN_MOMENTUM, pan_fpn
-from kerasvk.registry import PYRAMID_LEVELS, get_spec, variant
+from kerasvk.layers.replicas import scale_loss
+from kerasvk.registry import PYRAMID_LEVELS, variant
 from kerasvk.registry import backbone as build_backbone
 
 V8_LEVELS = ("P3", "P4", "P5")  # YOLOv8's levels, strides 8, 16, 32
@@ -229,12 +231,7 @@ def _validate(input_shape, num_classes, backbone, backbone_kwargs, neck_width, n
             f"so every pyramid level tiles the image exactly. Received: input_shape={tuple(input_shape)}"
         )
     _check_int("num_classes", num_classes, 1)
-    spec = get_spec(backbone)  # ValueError naming the registered models for an unknown name
-    if not set(levels) <= set(spec.pyramid_levels):
-        raise ValueError(
-            f"YOLO needs a backbone with pyramid levels {', '.join(levels)}; {backbone!r} has "
-            f"{', '.join(spec.pyramid_levels) or 'none'}. Received: backbone={backbone!r}"
-        )
+    check_backbone(backbone, levels, "YOLO")
     if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
         raise ValueError(f"backbone_kwargs must be a dict or None. Received: backbone_kwargs={backbone_kwargs!r}")
     for key, v in (("neck_width", neck_width), ("neck_depth", neck_depth), ("head_width", head_width)):
@@ -421,7 +418,7 @@ class YOLO(Detector, keras.Model):
         self.box_loss_tracker.update_state(box_loss)
         self.class_loss_tracker.update_state(class_loss)
         self.dfl_loss_tracker.update_state(dfl_loss)
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     # ----- serialization ------------------------------------------------------------------------
     def get_config(self):

@@ -15,6 +15,8 @@ import weakref
 
 import tensorflow as tf
 
+from kerasvk.layers.replicas import scale_loss
+
 
 class NextTokenModel:
     """Mixin of the autoregressive ``keras.Model`` classes (GPT, WaveNet, PixelCNN).
@@ -43,7 +45,9 @@ class NextTokenModel:
         return cls(**config)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        return next_token_loss(self, x, y, y_pred, sample_weight, training, missing_targets=self.MISSING_TARGETS)[0]
+        total, _ = next_token_loss(self, x, y, y_pred, sample_weight, training, missing_targets=self.MISSING_TARGETS)
+        # keras' compiled loss is already divided by the replicas; the model's own is divided here
+        return total if getattr(self, "loss", None) is not None else scale_loss(total)
 
 
 def next_token_loss(model, x, y, y_pred, sample_weight, training, *, missing_targets=None):

@@ -30,23 +30,16 @@ import numpy as np
 from keras import ops
 
 from kerasvk.layers.generative import seeded_normal
+from kerasvk.layers.replicas import replica_slice, scale_loss
+from kerasvk.models.checks import check_image_shape, check_int, check_int_sequence, check_number
 from kerasvk.registry import variant
 
 
 def _validate(input_shape, latent_dim, g_filters, d_filters):
-    shape = tuple(input_shape) if input_shape is not None else None
-    if shape is None or len(shape) != 3 or any(d is None or int(d) < 1 for d in shape):
-        raise ValueError(
-            f"GAN input_shape must be (height, width, channels). Received: input_shape={input_shape}"
-        )
-    if not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be an integer >= 1. Received: latent_dim={latent_dim!r}")
-    g_filters = tuple(int(f) for f in g_filters)
-    d_filters = tuple(int(f) for f in d_filters)
-    if not g_filters or min(g_filters) < 1 or not d_filters or min(d_filters) < 1:
-        raise ValueError(
-            f"g_filters and d_filters must be non-empty positive ints. Received: {g_filters}, {d_filters}"
-        )
+    shape = check_image_shape(input_shape, model="GAN")
+    check_int("latent_dim", latent_dim)
+    g_filters = check_int_sequence("g_filters", g_filters, why=" (the generator's, one per block)")
+    d_filters = check_int_sequence("d_filters", d_filters, why=" (the discriminator's, one per block)")
     step = 2 ** len(g_filters)
     if shape[0] % step or shape[1] % step:
         raise ValueError(
@@ -63,14 +56,14 @@ def build_generator(shape, latent_dim, filters, name="generator"):
     step = 2 ** len(filters)
     noise = keras.Input((latent_dim,), name="noise")
     x = keras.layers.Dense((h // step) * (w // step) * filters[0], use_bias=False, name="g_project")(noise)
-    x = keras.layers.BatchNormalization(name="g_project_bn")(x)
+    x = keras.layers.BatchNormalization(synchronized=True, name="g_project_bn")(x)
     x = keras.layers.ReLU(name="g_project_relu")(x)
     x = keras.layers.Reshape((h // step, w // step, filters[0]), name="g_reshape")(x)
     for i, f in enumerate(filters[1:], start=1):
         x = keras.layers.Conv2DTranspose(
             f, 4, strides=2, padding="same", use_bias=False, name=f"g_block{i}_deconv"
         )(x)
-        x = keras.layers.BatchNormalization(name=f"g_block{i}_bn")(x)
+        x = keras.layers.BatchNormalization(synchronized=True, name=f"g_block{i}_bn")(x)
         x = keras.layers.ReLU(name=f"g_block{i}_relu")(x)
     x = keras.layers.Conv2DTranspose(c, 4, strides=2, padding="same", activation="tanh", name="g_output")(x)
     x = keras.layers.Rescaling(0.5, offset=0.5, name="g_to_unit", dtype="float32")(x)  # float32 images under mixed precision
@@ -198,10 +191,10 @@ class GAN(keras.Model):
 
     # ----- training -----------------------------------------------------------------------------
     def _noise(self, batch, eval=False):
-        return keras.random.normal(
-            (batch, self.latent_dim), dtype=self.compute_dtype,
-            seed=self.eval_seed_generator if eval else self.seed_generator,
-        )
+        """``(batch, latent_dim)`` standard normal noise; under a strategy this replica's rows of the global
+        batch's draw, so N replicas use the noise one device would (``kerasvk.layers.replicas``)."""
+        seed = self.eval_seed_generator if eval else self.seed_generator
+        return replica_slice(lambda n: keras.random.normal((n, self.latent_dim), dtype=self.compute_dtype, seed=seed), batch)
 
     def _d_loss(self, real, fake, tape):
         """Discriminator loss on one real and one fake batch → (loss, mean D(x), mean D(G(z)), extras)."""
@@ -235,15 +228,16 @@ class GAN(keras.Model):
             fake = self.generator(z, training=True)
             with tf.GradientTape() as tape:
                 d_loss, d_x, d_g_z, extras = self._d_loss(real, fake, tape)
-                scaled_d_loss = self.d_optimizer.scale_loss(d_loss)  # × the loss scale under mixed_float16
-            grads = tape.gradient(scaled_d_loss, self.discriminator.trainable_variables)
+                # / replicas (their gradients are summed), × the loss scale under mixed_float16
+                scaled = self.d_optimizer.scale_loss(scale_loss(d_loss))
+            grads = tape.gradient(scaled, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
         z = noise if noise is not None else self._noise(batch)
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(z, training=True), training=True)
             g_loss = self._g_loss(fake_logits)
-            scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
-        grads = tape.gradient(scaled_g_loss, self.generator.trainable_variables)
+            scaled = self.g_optimizer.scale_loss(scale_loss(g_loss))
+        grads = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
@@ -338,8 +332,7 @@ class WGANGP(GAN):
             input_shape=input_shape, latent_dim=latent_dim, g_filters=g_filters, d_filters=d_filters, seed=seed,
             name=name, **kwargs,
         )
-        if gp_weight < 0:
-            raise ValueError(f"gp_weight must be >= 0. Received: gp_weight={gp_weight}")
+        check_number("gp_weight", gp_weight, low=0.0, why=" (the gradient-penalty weight)")
         self.gp_weight = float(gp_weight)
         self._hp["gp_weight"] = self.gp_weight
         self.gp_tracker = keras.metrics.Mean(name="gp")
@@ -360,7 +353,7 @@ class WGANGP(GAN):
         import tensorflow as tf
 
         batch = tf.shape(real)[0]
-        alpha = keras.random.uniform((batch, 1, 1, 1), dtype=real.dtype, seed=self.seed_generator)
+        alpha = replica_slice(lambda n: keras.random.uniform((n, 1, 1, 1), dtype=real.dtype, seed=self.seed_generator), batch)
         x_hat = alpha * real + (1.0 - alpha) * fake
         with tf.GradientTape() as gp_tape:
             gp_tape.watch(x_hat)

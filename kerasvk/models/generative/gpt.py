@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasvk.layers.causal_attention import TokenAndPositionEmbedding, TransformerDecoderBlock
+from kerasvk.models.checks import check_bool, check_int, check_number
 from kerasvk.models.generative import _sampling
 from kerasvk.preprocessing.text import CharTokenizer, pydoc_vocab
 from kerasvk.registry import variant
@@ -55,8 +56,9 @@ class GPT(_sampling.NextTokenModel, keras.Model):
                 raise ValueError(f"{nm} must be a positive integer. Received: {nm}={v!r}")
         if dim % num_heads:
             raise ValueError(f"dim must be divisible by num_heads. Received: dim={dim}, num_heads={num_heads}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+        dropout = check_number("dropout", dropout, low=0.0, high=1.0, high_open=True)
+        check_int("mlp_ratio", mlp_ratio, why=" (the MLP width is mlp_ratio * dim)")
+        check_bool("tie_weights", tie_weights)
         tokens = keras.Input((None,), dtype="int32", name="tokens")
         embedding = TokenAndPositionEmbedding(tokenizer.vocab_size, context_length, dim, name="embedding")
         x = embedding(tokens)

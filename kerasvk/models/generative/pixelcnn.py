@@ -22,7 +22,9 @@ import tensorflow as tf
 from keras import ops
 
 from kerasvk.layers.causal_conv import GatedActivation, MaskedConv2D
+from kerasvk.models.checks import check_bool, check_image_shape, check_int, is_int
 from kerasvk.models.generative import _sampling
+from kerasvk.layers.replicas import scale_loss
 from kerasvk.registry import variant
 
 
@@ -61,10 +63,14 @@ class PixelCNN(_sampling.NextTokenModel, keras.Model):
         name="pixelcnn",
         **kwargs,
     ):
-        image_shape = tuple(int(d) for d in input_shape)
-        if len(image_shape) != 3 or min(image_shape) < 1:
-            raise ValueError(f"input_shape must be (height, width, channels). Received: input_shape={input_shape}")
+        image_shape = check_image_shape(input_shape)
         h, w, c = image_shape
+        check_int("filters", filters)
+        check_int("num_blocks", num_blocks, minimum=0, why=" (0: the mask-A conv and the head only)")
+        if not is_int(first_kernel_size) or first_kernel_size < 1 or first_kernel_size % 2 == 0:
+            raise ValueError(f"first_kernel_size must be an odd integer >= 1 (the mask-A conv is centred on the pixel). "
+                             f"Received: first_kernel_size={first_kernel_size!r}")
+        check_bool("gated", gated)
         if not isinstance(levels, int) or not 2 <= levels <= 256:
             raise ValueError(f"levels must be an integer in [2, 256] (2 = binarised). Received: levels={levels!r}")
         if filters % c:
@@ -107,7 +113,7 @@ class PixelCNN(_sampling.NextTokenModel, keras.Model):
             y = ops.cast(ops.round(ops.cast(x, "float32") * (self.levels - 1)), "int32")
         total, nll = _sampling.next_token_loss(self, x, y, y_pred, sample_weight, training)
         self.bpd_tracker.update_state(nll / math.log(2.0))
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     def bits_per_dim(self, x, y=None, batch_size=128):
         """Negative log-likelihood of ``x`` (and integer levels ``y``) in bits per dimension."""

@@ -23,24 +23,19 @@ import numpy as np
 from keras import ops
 
 from kerasvk.layers.generative import Sampling, seeded_normal
+from kerasvk.layers.replicas import scale_loss
+from kerasvk.models.checks import check_image_shape, check_int, check_int_sequence, check_number
 from kerasvk.registry import variant
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
-def _validate(input_shape, latent_dim, filters, likelihood, beta, num_classes):
-    shape = tuple(input_shape) if input_shape is not None else None
-    if shape is None or len(shape) != 3 or any(d is None or int(d) < 1 for d in shape):
-        raise ValueError(
-            f"VAE input_shape must be (height, width, channels). Received: input_shape={input_shape}"
-        )
-    if not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be an integer >= 1. Received: latent_dim={latent_dim!r}")
-    filters = tuple(int(f) for f in filters)
-    if not filters or min(filters) < 1:
-        raise ValueError(
-            f"filters must be a non-empty sequence of positive ints. Received: filters={filters}"
-        )
+def _validate(input_shape, latent_dim, filters, likelihood, beta, num_classes, dense_units=1, gaussian_sigma=1.0):
+    shape = check_image_shape(input_shape, model="VAE")
+    check_int("latent_dim", latent_dim)
+    filters = check_int_sequence("filters", filters, why=" (one per stride-2 conv block)")
+    check_int("dense_units", dense_units)
+    check_number("gaussian_sigma", gaussian_sigma, low=0, low_open=True)
     step = 2 ** len(filters)
     if shape[0] % step or shape[1] % step:
         ok = [step * k for k in range(1, 5)]
@@ -52,8 +47,7 @@ def _validate(input_shape, latent_dim, filters, likelihood, beta, num_classes):
         )
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Received: likelihood={likelihood!r}")
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0. Received: beta={beta}")
+    check_number("beta", beta, low=0.0, why=" (the KL weight)")
     if num_classes is not None and (not isinstance(num_classes, (int, np.integer)) or num_classes < 2):
         raise ValueError(
             f"num_classes must be None (unconditional) or an int >= 2. Received: num_classes={num_classes!r}"
@@ -127,7 +121,8 @@ class VAE(keras.Model):
         name="vae",
         **kwargs,
     ):
-        shape, filters = _validate(input_shape, latent_dim, filters, likelihood, beta, num_classes)
+        shape, filters = _validate(input_shape, latent_dim, filters, likelihood, beta, num_classes, dense_units,
+                                   gaussian_sigma)
         encoder = _build_encoder(shape, latent_dim, filters, dense_units, num_classes)
         decoder = _build_decoder(shape, latent_dim, filters, dense_units, num_classes)
         images = keras.Input(shape, name="images")
@@ -209,7 +204,7 @@ class VAE(keras.Model):
         self.total_loss_tracker.update_state(total)
         self.reconstruction_loss_tracker.update_state(rec_mean)
         self.kl_loss_tracker.update_state(kl_mean)
-        return total
+        return scale_loss(total)  # / replicas under a strategy (kerasvk.layers.replicas)
 
     # ----- user API -----------------------------------------------------------------------------
     def _with_labels(self, values, labels):

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasvk.layers.causal_conv import CausalConv1D, WaveNetResidualBlock
+from kerasvk.models.checks import check_int
 from kerasvk.models.generative import _sampling
 from kerasvk.preprocessing.audio import mu_law_decode, mu_law_encode, tf_mu_law_decode
 from kerasvk.registry import variant
@@ -63,6 +64,8 @@ class WaveNet(_sampling.NextTokenModel, keras.Model):
                 raise ValueError(f"{nm} must be an integer >= 2. Received: {nm}={v!r}")
         if not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes must be an integer >= 0 (0 = unconditional). Received: num_classes={num_classes!r}")
+        check_int("cond_dim", cond_dim, why=" (the class embedding width)")
+        check_int("sample_rate", sample_rate, why=" (Hz, e.g. 8000 or 16000)")
         codes = keras.Input((None,), dtype="int32", name="codes")
         inputs = [codes]
         embed = keras.layers.Embedding(quantization_channels, residual_channels, name="input_embedding")
