@@ -1,15 +1,22 @@
 """Augmentation throughput: the kerasvk tf.data pipeline vs a classic per-image OpenCV loop.
 
-Both sides do the "standard" config — rotation ±15°, zoom ±20%, brightness and contrast ±20% — on
-uint8 images and hand out float32 [0, 1] batches of 64:
+Every side does the "standard" config — rotation ±15°, zoom ±20%, brightness and contrast ±20% — on
+uint8 images, batches of 64:
 
-- kerasvk: ``make_pipeline(..., training=True, augment=Augmenter("standard"))`` — cache → shuffle →
-  batch → one XLA-compiled fused affine+colour+/255 per batch (AUTOTUNE) → prefetch.
+- kerasvk uint8 (the trainer's path): ``make_pipeline((x, y), training=True, augment=Augmenter("standard"),
+  image_dtype="uint8")`` — shuffled positions → gathered batch → one XLA-compiled function per batch
+  (random draws from one seed, fused affine + colour, rounding to uint8) → prefetch. The batches stay
+  uint8 up to the model, whose train step scales them on the device (``kerasvk.training.device_input``).
+- kerasvk float32: the same augmentation handing out float32 [0, 1] (``/255`` in the fused function) from a
+  per-example ``tf.data.Dataset`` (cache → shuffle → batch), as the pipeline did before the uint8 path.
 - OpenCV: for each image in Python, ``cv2.warpAffine`` rotation, ``cv2.resize`` scaling (centre crop or
-  reflect-pad back to size), NumPy brightness/contrast in float32, then ``np.stack`` into a batch.
+  reflect-pad back to size), NumPy brightness/contrast in float32, then ``np.stack`` into a float32
+  [0, 1] batch (the reference loop; unchanged).
 
-Rounds alternate between the two sides in one process, so whatever else runs on the machine slows
-both alike; the table reports the median images/s of each side and their ratio (kerasvk / OpenCV).
+Rounds alternate between the sides in one process (each side going first in turn), so whatever else runs
+on the machine slows them alike; the table reports the median images/s of each side and the ratios kerasvk /
+OpenCV, and, below it, images per CPU-second of each side (all its threads), which a busy machine disturbs
+less than wall time.
 
     python bench/augment_throughput.py                 # 32×32 and 224×224, 5 rounds
     python bench/augment_throughput.py --sizes 224 --rounds 3 --keras-chain   # + the plain keras chain
@@ -74,14 +81,23 @@ def opencv_epoch(x, rng, batch=BATCH):
 
 
 def make_kerasvk_pipeline(x, y, seed=0):
+    """The uint8 path: in-memory arrays, uint8 out (what ``kerasvk train`` feeds a classifier)."""
+    from kerasvk.data import Augmenter, make_pipeline
+
+    return make_pipeline(
+        (x, y), batch_size=BATCH, training=True, seed=seed, augment=Augmenter("standard", seed=seed),
+        image_dtype="uint8",
+    )
+
+
+def make_float32_pipeline(x, y, seed=0):
+    """float32 [0, 1] hand-off from a per-example dataset (the pipeline before the uint8 path)."""
     import tensorflow as tf
 
     from kerasvk.data import Augmenter, make_pipeline
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
-    return make_pipeline(
-        ds, batch_size=BATCH, training=True, seed=seed, augment=Augmenter("standard", seed=seed)
-    )
+    return make_pipeline(ds, batch_size=BATCH, training=True, seed=seed, augment=Augmenter("standard", seed=seed))
 
 
 class KerasChain:
@@ -131,24 +147,30 @@ def run(size, count, rounds, seed=0, keras_chain=False):
     x = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_CUBIC) for im in low])
     y = rng.integers(0, 10, count).astype("int32")
     ds = make_kerasvk_pipeline(x, y, seed)
+    f32 = make_float32_pipeline(x, y, seed)
     kerasvk_epoch(ds)  # warm-up: XLA compile, cache fill
+    kerasvk_epoch(f32)
     opencv_epoch(x[:BATCH], rng)
     chain = make_keras_chain_pipeline(x, y, seed) if keras_chain else None
     if chain is not None:
         kerasvk_epoch(chain)
-    kv, cv, kc = [], [], []
-    for _ in range(rounds):
-        if chain is not None:
-            t0 = time.perf_counter()
-            n = kerasvk_epoch(chain)
-            kc.append(n / (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        n = kerasvk_epoch(ds)
-        kv.append(n / (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        n = opencv_epoch(x, rng)
-        cv.append(n / (time.perf_counter() - t0))
-    return statistics.median(kv), statistics.median(cv), kv, cv, (statistics.median(kc) if kc else None)
+    sides = {"uint8": lambda: kerasvk_epoch(ds), "opencv": lambda: opencv_epoch(x, rng),
+             "float32": lambda: kerasvk_epoch(f32)}
+    if chain is not None:
+        sides["chain"] = lambda: kerasvk_epoch(chain)
+    wall = {k: [] for k in sides}
+    cpu = {k: [] for k in sides}
+    names = list(sides)
+    for r in range(rounds):
+        for k in names[r % len(names):] + names[: r % len(names)]:  # each side goes first in turn
+            t0, c0 = time.perf_counter(), time.process_time()
+            n = sides[k]()
+            wall[k].append(n / (time.perf_counter() - t0))
+            cpu[k].append(n / max(time.process_time() - c0, 1e-9))  # images per CPU-second (all threads)
+    med = statistics.median
+    return {"uint8": med(wall["uint8"]), "float32": med(wall["float32"]), "opencv": med(wall["opencv"]),
+            "rounds": (wall["uint8"], wall["float32"], wall["opencv"]), "chain": med(wall["chain"]) if chain else None,
+            "cpu": {k: med(v) for k, v in cpu.items()}}
 
 
 def main(argv=None):
@@ -169,19 +191,25 @@ def main(argv=None):
         f"brightness/contrast ±{BRIGHTNESS:.0%}), "
         f"batch {BATCH}, {os.cpu_count()} CPU cores, {a.rounds} alternating rounds"
     )
-    print(f"{'size':>9} | {'kerasvk img/s':>13} | {'OpenCV img/s':>12} | ratio")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"| size | OpenCV img/s | kerasvk float32 img/s | ratio | kerasvk uint8 img/s | **ratio** |")
+    print("|---|---:|---:|---:|---:|---:|")
     for size in a.sizes:
         count = a.images or (4096 if size <= 64 else 512)
-        kv, cv, kvs, cvs, kc = run(size, count, a.rounds, keras_chain=a.keras_chain)
-        print(f"{size:>4}×{size:<4} | {kv:13.0f} | {cv:12.0f} | {kv / cv:.2f}x", flush=True)
-        if kc is not None:
-            print(
-                f"{'':>9}   plain keras chain (float32): {kc:.0f} img/s = {kc / cv:.2f}x OpenCV", flush=True
-            )
-        print(
-            f"{'':>9}   rounds kerasvk {[round(v) for v in kvs]}  OpenCV {[round(v) for v in cvs]}",
-            flush=True,
-        )
+        r = run(size, count, a.rounds, keras_chain=a.keras_chain)
+        cv = r["opencv"]
+        print(f"| {size}×{size} | {cv:.0f} | {r['float32']:.0f} | {r['float32'] / cv:.2f}x | {r['uint8']:.0f} | "
+              f"**{r['uint8'] / cv:.2f}x** |", flush=True)
+        if r["chain"] is not None:
+            print(f"  plain keras chain (float32): {r['chain']:.0f} img/s = {r['chain'] / cv:.2f}x OpenCV", flush=True)
+        kvs, fvs, cvs = r["rounds"]
+        print(f"  rounds: uint8 {[round(v) for v in kvs]}  float32 {[round(v) for v in fvs]}  OpenCV {[round(v) for v in cvs]}",
+              flush=True)
+        c = r["cpu"]
+        print(f"  per CPU-second (load-independent efficiency): OpenCV {c['opencv']:.0f}, float32 {c['float32']:.0f} "
+              f"({c['float32'] / c['opencv']:.2f}x), uint8 {c['uint8']:.0f} ({c['uint8'] / c['opencv']:.2f}x) img",
+              flush=True)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,18 @@ def test_cached_and_naive_generation_give_identical_tokens():
     np.testing.assert_array_equal(model.generate("h", 8, **kw), model.generate("h", 8, use_cache=False, **kw))
 
 
+def test_xla_generation_loop_draws_the_naive_tokens():
+    """generate(xla=True) (one XLA computation, static context_length caches; the default from XLA_MIN_TOKENS
+    new tokens on) draws exactly the naive loop's tokens, with and without top-k/top-p; compiled once."""
+    model = _tiny_gpt(num_layers=1)
+    for kw in (dict(num_samples=2, seed=3), dict(num_samples=2, seed=5, temperature=0.8, top_k=4, top_p=0.9)):
+        xla = model.generate("ab", 20, xla=True, return_ids=True, **kw)
+        np.testing.assert_array_equal(xla, model.generate("ab", 20, use_cache=False, return_ids=True, **kw))
+    assert model._compiled_loop().experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match="xla must be None"):
+        model.generate("ab", 2, xla="yes")
+
+
 def test_filter_logits_top_k_and_top_p():
     logits = tf.constant([[0.0, 3.0, 1.0, 2.0]])
     out = _sampling.filter_logits(logits, 1.0, 2, 1.0).numpy()[0]

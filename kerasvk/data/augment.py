@@ -21,11 +21,13 @@ Ops (value 0 / none switches an op off):
     mixup=A           x = λx₁ + (1−λ)x₂, λ ~ Beta(A, A), one-hot labels mixed by the same λ (keras MixUp)
 
 :class:`Augmenter` is what ``kerasvk.data.load(..., augment=...)`` maps over *training batches only*:
-uint8 batches in, float32 [0, 1] batches out (the pipeline's ``to_float`` leaves those alone). Order:
+uint8 batches in, float32 [0, 1] batches out (the pipeline's ``to_float`` leaves those alone), or, on the
+uint8 input path (``make_pipeline(..., image_dtype="uint8")``, what the trainer uses for classifiers),
+rounded uint8 batches out (``Augmenter.apply(..., dtype="uint8")``), scaled by the model's train step. Order:
 colour (brightness, contrast) → geometry (flip, rotation, zoom, translation) → hue/saturation →
-RandAugment → CutMix → MixUp → ``/255``. Colour and geometry are one fused affine resampling with
-the colour multiply-add applied to the neighbours as they are read, in one XLA-compiled function
-together with the final ``/255`` — see ``kerasvk.layers.augment`` and
+RandAugment → CutMix → MixUp → ``/255`` (or rounding to uint8). Colour and geometry are one fused affine
+resampling with the colour multiply-add applied to the neighbours as they are read, in one XLA-compiled
+function together with the random draws (one seed per batch) and the final ``/255`` or uint8 rounding — see ``kerasvk.layers.augment`` and
 ``bench/augment_throughput.py``. :meth:`Augmenter.layers` gives the same ops as keras layers for use
 inside a model (on the accelerator), mixing excepted (it needs labels).
 """
@@ -154,6 +156,9 @@ def describe(cfg) -> str:
     return ",".join(parts) or "none"
 
 
+_FUSED = {}  # (affine ops, colour ops, output, backend) -> the compiled fused step (Augmenter._fused)
+
+
 class Augmenter:
     """``(uint8 images, labels) → (float32 images in [0, 1], labels)`` for whole training batches.
 
@@ -228,10 +233,75 @@ class Augmenter:
             )
 
     def __call__(self, images, labels):
+        return self.apply(images, labels, dtype="float32")
+
+    def _fused(self, out):
+        """The colour + geometry step as one (XLA-compiled, on TensorFlow) function of (images, seed).
+
+        Shared by every Augmenter with the same ops (the draws come from the seed argument, not from the
+        layers' generators), so a config is compiled once per image shape in a process, not once per
+        Augmenter (each XLA compile costs seconds of CPU)."""
+        import keras
+
+        from kerasvk.layers.augment import augment_seeded
+
+        def ops_of(layer):
+            return tuple(sorted((k, repr(v)) for k, v in layer.get_config().items() if k not in ("name", "seed", "trainable", "dtype")))
+
+        key = (ops_of(self.affine), ops_of(self.color), out, keras.backend.backend())
+        if key not in _FUSED:
+            affine, color = self.affine, self.color
+
+            def fused(images, seed):
+                return augment_seeded(images, seed, affine, color, out=out)
+
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                fused = tf.function(fused, jit_compile=True)
+            _FUSED[key] = fused
+        return _FUSED[key]
+
+    def apply(self, images, labels, dtype="float32"):
+        """One batch: ``dtype="float32"`` → images in [0, 1] (``__call__``); ``"uint8"`` → rounded uint8 0..255
+        (the uint8 input path: the model scales on the device, see ``kerasvk.training.device_input``).
+
+        Both make the same random draws for the same generator state (one seed per batch from the
+        affine op's ``SeedGenerator``; every draw of the batch derived from it inside one compiled function).
+        """
+        data = (images, labels)
+        for fn, _ in self.stages(dtype):
+            data = fn(*data)
+        return data
+
+    def stages(self, dtype="float32"):
+        """``[(fn, parallel), ...]``: the batch augmentation as ``tf.data`` map stages (``make_pipeline``).
+
+        The stateful draws run in order, one batch after the other: a sequential stage takes the batch's
+        seed from the generator, the parallel stage (the fused colour + geometry, stateless given the seed)
+        runs batches side by side, and the keras tail/mixers (their own ``SeedGenerator`` draws) run
+        sequentially again. (A stateful draw inside a parallel map takes whichever seed its thread gets
+        first: batches would swap their augmentations from run to run.)
+        """
+        if dtype not in ("float32", "uint8"):
+            raise ValueError(f"dtype must be 'float32' or 'uint8'. Received: dtype={dtype!r}")
+        fused = self.affine.active or self.color.active
+        last = not self.tail and not self.mixers
+        out = []
+        if fused:
+            out.append((self._draw_seed, False))
+            kind = ("unit" if dtype == "float32" else "uint8") if last else "float"
+            out.append((lambda images, labels, seed: self._fused_stage(images, labels, seed, kind), True))
+        else:
+            out.append((lambda images, labels: self._prepare(images, labels), True))
+        if not last:
+            out.append((lambda images, labels: self._tail_stage(images, labels, dtype), False))
+        return out
+
+    def _prepare(self, images, labels):
+        """Checks and label one-hot (mixers), no randomness."""
         import keras
         from keras import ops
-
-        from kerasvk.layers.augment import augment_batch, compiled
 
         self._check_channels(int(images.shape[-1]))
         if self.mixers and "int" in keras.backend.standardize_dtype(labels.dtype):
@@ -241,25 +311,30 @@ class Augmenter:
                     "kerasvk.data.load (or num_classes=... to the Augmenter). Received integer labels."
                 )
             labels = ops.one_hot(labels, self.num_classes)
-        if not self.active:
-            return images, labels
-        last = not self.tail and not self.mixers
-        kw = dict(
-            self.affine.resample_kwargs(int(images.shape[1]), int(images.shape[2])),
-            value_range=(0.0, 255.0),
-            divide_by=255.0 if last else 1.0,
-        )
-        transforms = self.affine.random_transforms(images) if self.affine.active else None
-        bright, contrast = self.color.random_factors(images) if self.color.active else (None, None)
-        x = compiled(augment_batch)(images, transforms, bright, contrast, **kw)
+        return images, labels
+
+    def _draw_seed(self, images, labels):
+        return images, labels, self.affine.generator.next()
+
+    def _fused_stage(self, images, labels, seed, kind):
+        images, labels = self._prepare(images, labels)
+        return self._fused(kind)(images, seed), labels
+
+    def _tail_stage(self, x, labels, dtype):
+        from keras import ops
+
+        if "int" in str(x.dtype):
+            x = ops.cast(x, "float32")
         for layer in self.tail:
             x = layer(x, training=True)
         for mixer in self.mixers:
-            out = mixer({"images": x, "labels": ops.cast(labels, "float32")}, training=True)
-            x, labels = out["images"], out["labels"]
-        if not last:
-            x = ops.cast(x, "float32") / 255.0
-        return x, labels
+            mixed = mixer({"images": x, "labels": ops.cast(labels, "float32")}, training=True)
+            x, labels = mixed["images"], mixed["labels"]
+        if dtype == "uint8":
+            from kerasvk.layers.augment import _round_to
+
+            return _round_to(ops.clip(ops.cast(x, "float32"), 0.0, 255.0), "uint8"), labels
+        return ops.cast(x, "float32") / 255.0, labels
 
     def layers(self, value_range=(0, 1)):
         """The same ops as keras layers for the inside of a model (inputs in ``value_range``).

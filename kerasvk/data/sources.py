@@ -146,8 +146,13 @@ def load(
     augment=None,
     one_hot=False,
     class_names=None,
+    train_dtype="float32",
 ) -> ImageData:
-    """Train/val/test ``tf.data`` pipelines of ``source`` with a seeded, stratified, stable split."""
+    """Train/val/test ``tf.data`` pipelines of ``source`` with a seeded, stratified, stable split.
+
+    ``train_dtype="uint8"``: the training split hands out uint8 batches (the uint8 input path, see
+    ``kerasvk.data.pipeline``); validation and test batches stay float32 in [0, 1].
+    """
     import tensorflow as tf
 
     name = source if isinstance(source, str) else "arrays"
@@ -173,7 +178,8 @@ def load(
             base, labels, names = folder_dataset(opts, image_size=size, channels=channels or 3)
             x = None
         else:  # tfds
-            return _load_tfds(opts, image_size, channels, batch_size, val_split, test_split, seed, augment, one_hot)
+            return _load_tfds(opts, image_size, channels, batch_size, val_split, test_split, seed, augment, one_hot,
+                              train_dtype)
     else:
         raise ValueError(f"Unknown data source {source!r}. Allowed: {SOURCE_FORMS}.")
 
@@ -181,7 +187,7 @@ def load(
     num_classes = len(names)
     kw = dict(batch_size=batch_size, seed=seed, num_classes=num_classes, one_hot=one_hot)
     if base is None:
-        parts = [tf.data.Dataset.from_tensor_slices((x[i], labels[i])) for i in (tr, va, te)]
+        parts = [(x[i], labels[i]) for i in (tr, va, te)]  # in-memory: batches gathered by shuffled position
         input_shape = tuple(x.shape[1:])
     else:
         which = np.zeros(len(labels), "int64")
@@ -194,7 +200,7 @@ def load(
         ]
         input_shape = (*(image_size or (32, 32)), channels or 3)
     return ImageData(
-        train=make_pipeline(parts[0], training=True, augment=augment, **kw),
+        train=make_pipeline(parts[0], training=True, augment=augment, image_dtype=train_dtype, **kw),
         val=make_pipeline(parts[1], **kw),
         test=make_pipeline(parts[2], **kw),
         class_names=list(names),
@@ -204,7 +210,7 @@ def load(
     )
 
 
-def _load_tfds(name, image_size, channels, batch_size, val_split, test_split, seed, augment, one_hot):
+def _load_tfds(name, image_size, channels, batch_size, val_split, test_split, seed, augment, one_hot, train_dtype="float32"):
     """TensorFlow Datasets source (online users): uses the dataset's own train/test split."""
     try:
         import tensorflow_datasets as tfds
@@ -237,7 +243,7 @@ def _load_tfds(name, image_size, channels, batch_size, val_split, test_split, se
     val, train = train.take(n_val), train.skip(n_val)
     kw = dict(batch_size=batch_size, seed=seed, num_classes=len(names), one_hot=one_hot)
     return ImageData(
-        train=make_pipeline(train, training=True, augment=augment, **kw),
+        train=make_pipeline(train, training=True, augment=augment, image_dtype=train_dtype, **kw),
         val=make_pipeline(val, **kw),
         test=make_pipeline(test, **kw),
         class_names=list(names),

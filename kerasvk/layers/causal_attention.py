@@ -33,8 +33,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         )
 
     def call(self, inputs, reverse=False):
-        if reverse:
-            return ops.matmul(inputs, ops.transpose(ops.cast(self.token_embeddings, inputs.dtype)))
+        if reverse:  # logits in float32 (also under a mixed precision policy, where inputs arrive as float16)
+            return ops.matmul(ops.cast(inputs, "float32"), ops.transpose(ops.cast(self.token_embeddings, "float32")))
         return self.embed(inputs, 0)
 
     def embed(self, ids, start):

@@ -45,15 +45,22 @@ class RunData:
     extras: dict = field(default_factory=dict)  # arrays the report needs (test images, tokenizer, ...)
 
 
+def compile_kwargs(opts) -> dict:
+    """What every task passes to ``model.compile`` besides its losses: ``jit_compile`` (``train(jit_compile=...)``)."""
+    return {"jit_compile": opts.get("jit_compile", "auto")}
+
+
 def _steps(count, batch_size):
     return max(1, -(-int(count) // int(batch_size)))
 
 
-def _image_data(source, opts, seed, *, image_size=None, channels=None, augment=None, one_hot=False):
+def _image_data(source, opts, seed, *, image_size=None, channels=None, augment=None, one_hot=False,
+                train_dtype="float32"):
     from kerasvk import data as kdata
 
     return kdata.load(
         source,
+        train_dtype=train_dtype,
         image_size=image_size,
         channels=channels,
         batch_size=opts["batch_size"],
@@ -130,7 +137,7 @@ class Task:
         return build(spec.name, **kw), kw
 
     def compile(self, model, optimizer, opts) -> None:
-        model.compile(optimizer=optimizer)
+        model.compile(optimizer=optimizer, **compile_kwargs(opts))
 
     def callbacks(self, out, run_data, opts) -> list:
         return []
@@ -202,8 +209,9 @@ class ClassificationTask(Task):
         image_size = opts.get("image_size")
         if image_size is None and isinstance(source, str) and source.startswith("folder:"):
             image_size = (spec.default_input_shape or (224, 224, 3))[:2]
+        # uint8 training batches: scaled to [0, 1] in the train step, on the device (training/device_input.py)
         ds = _image_data(source, opts, seed, image_size=image_size, channels=opts.get("channels"),
-                         augment=augment, one_hot=one_hot)
+                         augment=augment, one_hot=one_hot, train_dtype="uint8")
         config = _image_config(ds, source, opts)
         config["one_hot"] = one_hot
         return RunData(
@@ -251,7 +259,7 @@ class ClassificationTask(Task):
         from kerasvk.training.losses import classification_loss_and_metrics
 
         loss, metrics = classification_loss_and_metrics(opts["one_hot"], opts["label_smoothing"])
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **compile_kwargs(opts))
 
     def report(self, model, run_data, out):
         return evaluate_classifier(model, run_data.test, run_data.config["class_names"], out)
@@ -374,9 +382,9 @@ class GenerativeTask(Task):
 
     def compile(self, model, optimizer, opts):
         if optimizer is None:
-            model.compile()  # the model's own defaults (GAN: Adam(2e-4, β1=0.5) for each network)
+            model.compile(**compile_kwargs(opts))  # the model's own defaults (GAN: Adam(2e-4, β1=0.5) for each network)
         else:
-            model.compile(optimizer=optimizer)
+            model.compile(optimizer=optimizer, **compile_kwargs(opts))
 
     def report(self, model, run_data, out):
         results = model.evaluate(run_data.test, verbose=0, return_dict=True)
@@ -543,7 +551,7 @@ class AutoregressiveTask(Task):
 
     # -- training and report
     def compile(self, model, optimizer, opts):
-        model.compile(optimizer=optimizer)
+        model.compile(optimizer=optimizer, **compile_kwargs(opts))
 
     def report(self, model, run_data, out):
         nats = float(model.evaluate(run_data.test, verbose=0, return_dict=True)["loss"])

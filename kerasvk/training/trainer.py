@@ -319,16 +319,66 @@ def learning_rate(opts, steps_per_epoch, schedule=None):
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and the backend; make TF ops deterministic so reruns repeat on CPU."""
+    """Seed Python, NumPy and the backend; make TF ops deterministic so reruns repeat on CPU.
+
+    ``deterministic=False`` switches TF's op determinism off again (it is process-wide): keras refuses to
+    XLA-compile a train step while it is on, so a ``jit_compile=True`` run trains without it.
+    """
     import keras
 
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
     keras.utils.set_random_seed(seed)
-    if deterministic and keras.backend.backend() == "tensorflow":
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        tf.config.experimental.enable_op_determinism()
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        else:  # the public API has no "disable" (TF's own tests use this one)
+            from tensorflow.python.framework import config as tf_config
+
+            tf_config.disable_op_determinism()
+
+
+JIT_COMPILE = (None, "auto", True, False)
+
+
+def check_precision(precision) -> None:
+    """``ValueError`` for an unknown precision, or ``mixed_float16`` where no device computes float16 fast.
+
+    float16 mixed precision pays off only on GPUs with float16 tensor cores (compute capability >= 7.0);
+    on a CPU (or an older GPU) keras would run it, but float16 arithmetic there is emulated and far
+    slower than float32, which TensorFlow only answers with a log warning. Refused before anything is
+    loaded or built (documented behaviour: an error, not a silent fallback), naming what works instead.
+    ``mixed_bfloat16`` is accepted everywhere (fast on CPUs with AVX-512 BF16/AMX, TPUs and Ampere+ GPUs).
+    """
+    if precision not in (None, *PRECISIONS):
+        raise ValueError(f"Unknown precision {precision!r}. Allowed: {', '.join(PRECISIONS)}.")
+    if precision == "mixed_float16" and not float16_device():
+        raise ValueError(
+            "precision mixed_float16 needs a GPU with float16 tensor cores (compute capability >= 7.0); this "
+            "machine has none, and emulated float16 would train slower than float32. Use mixed_bfloat16 "
+            "(runs on CPUs) or float32."
+        )
+
+
+def float16_device() -> bool:
+    """True when keras' backend sees a GPU with fast float16 (compute capability >= 7.0)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
+        if tuple(capability) >= (7, 0):
+            return True
+    return False
 
 
 @contextlib.contextmanager
@@ -612,6 +662,7 @@ def train(
     strategy=None,
     batch_scaling="global",
     precision=None,
+    jit_compile=None,
     callbacks=(),
     one_hot=False,
     verbose="auto",
@@ -628,12 +679,16 @@ def train(
     ``multiworker``, ``tpu`` or a ``tf.distribute.Strategy``) and ``precision`` (``mixed_float16``/
     ``mixed_bfloat16``) wrap build and compile; ``batch_scaling`` says whether ``batch_size`` is the global
     batch (``"global"``) or each replica's (``"per-replica"``, learning rates × replicas) — see
-    ``kerasvk.training.strategy``. On a multi-worker cluster only the chief writes ``out``.
+    ``kerasvk.training.strategy``. On a multi-worker cluster only the chief writes ``out``. Under a mixed
+    ``precision`` outputs and losses stay float32; ``mixed_float16`` gets keras' loss scaling and needs a GPU
+    (see ``check_precision``). ``jit_compile`` (True/False; None = keras' "auto", off on CPU) is passed to
+    ``compile``; run.json records the value the model compiled with.
     """
     with contextlib.ExitStack() as cleanup:  # a worker's temporary run folder, a JAX distribution scope
         return _train(cleanup, model, data, seed=seed, out=out, model_kwargs=model_kwargs, weights=weights,
                       fine_tune=fine_tune, l2sp=l2sp, strategy=strategy, batch_scaling=batch_scaling,
-                      precision=precision, callbacks=callbacks, one_hot=one_hot, verbose=verbose, **options)
+                      precision=precision, jit_compile=jit_compile, callbacks=callbacks, one_hot=one_hot,
+                      verbose=verbose, **options)
 
 
 def _train(
@@ -650,6 +705,7 @@ def _train(
     strategy,
     batch_scaling,
     precision,
+    jit_compile,
     callbacks,
     one_hot,
     verbose,
@@ -657,6 +713,7 @@ def _train(
 ) -> dict:
     """``train``'s pipeline; ``cleanup`` (an ``ExitStack``) closes what it opens when ``train`` returns."""
     from kerasvk.registry import get_spec
+    from kerasvk.training.device_input import input_dtype, scale_uint8_inputs
     from kerasvk.training.tasks import adapter
 
     # 1. resolve and check everything before anything is loaded, built or written
@@ -666,15 +723,17 @@ def _train(
     parsed = check_options(opts)
     callbacks = check_call(model_kwargs, callbacks, weights, verbose)
     seed = _plain(seed)
-    if precision not in (None, *PRECISIONS):
-        raise ValueError(f"Unknown precision {precision!r}. Allowed: {', '.join(PRECISIONS)}.")
+    check_precision(precision)
+    if jit_compile not in JIT_COMPILE or not isinstance(jit_compile, (type(None), str, bool)):
+        raise ValueError(f"jit_compile must be True, False or None (keras' 'auto'). Received: jit_compile={jit_compile!r}")
+    opts["jit_compile"] = "auto" if jit_compile is None else jit_compile
     distribution.check_strategy(strategy, batch_scaling)  # TF_CONFIG of a multi-worker run, before anything starts
     transfer = {"weights": weights, "fine_tune": fine_tune, "l2sp": l2sp}
     check_arrays(data)
     task.check(spec, data, opts, transfer)
     check_warmup(opts, parsed)
     out = check_out(out or default_run_dir(model, data))
-    set_seed(seed)
+    set_seed(seed, deterministic=jit_compile is not True)  # keras compiles no XLA step under op determinism
     dist = resolve_strategy(strategy)
     replicas = distribution.num_replicas(dist)
     user_batch = opts["batch_size"]
@@ -710,8 +769,13 @@ def _train(
             apply_weight_regularization(net, l2=opts["l2"])
         optimizer = make_optimizer(opts["optimizer"], learning_rate(opts, steps, parsed["schedule"])) if opts["optimizer"] else None
         task.compile(net, optimizer, opts)
+        if jit_compile is True and not net.jit_compile:  # keras refused it (a layer without an XLA kernel)
+            blockers = [layer.name for layer in net._flatten_layers() if not getattr(layer, "supports_jit", True)]
+            raise ValueError(f"{model} cannot be XLA-compiled (--jit-compile): {', '.join(blockers) or 'keras refused it'} "
+                             "has no XLA kernel. Train it without --jit-compile.")
         if opts["optimizer"] is None:
             distribution.scale_model_learning_rates(net, lr_factor)  # a GAN's own two rates
+        scale_uint8_inputs(net, run_data.train.element_spec)  # uint8 batches: scaled in the step, on the device
         build_before_fit(net, run_data.train.element_spec)
     distribution.prepare_fit(net, run_data.train.element_spec)  # no-op without a strategy; keras-team/keras#20585
 
@@ -729,6 +793,8 @@ def _train(
         "fine_tune": fine_tune,
         "l2sp": l2sp,
         "precision": precision or "float32",
+        "jit_compile": bool(net.jit_compile),
+        "input_dtype": input_dtype(run_data.train.element_spec),  # uint8: scaled to [0, 1] in the train step
         "strategy": type(dist).__name__ if dist is not None else "default",
         **({"replicas": replicas, "batch_scaling": batch_scaling, "batch_size_given": user_batch,
             "per_replica_batch_size": per_replica_batch} if dist is not None else {}),

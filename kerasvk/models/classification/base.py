@@ -119,7 +119,8 @@ def global_pool(x, pooling):
 
 
 def _predictions(x, num_classes, classifier_activation):
-    return keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    # float32 under a mixed precision policy: probabilities (and the loss on them) stay float32
+    return keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions", dtype="float32")(x)
 
 
 def _avg_head(x, num_classes, classifier_activation, *, dropout=0.0):
@@ -178,7 +179,7 @@ def _conv_head(
         x = keras.layers.Dropout(dropout, name="top_dropout")(x)
     x = keras.layers.Conv2D(num_classes, 1, padding="same", name=logits)(x)
     x = keras.layers.Flatten(name=flatten)(x)
-    return keras.layers.Activation(classifier_activation, name="predictions")(x)
+    return keras.layers.Activation(classifier_activation, name="predictions", dtype="float32")(x)
 
 
 def _token_head(x, num_classes, classifier_activation):

@@ -176,6 +176,7 @@ class RPNProposals(keras.layers.Layer):
         self.pre_nms_topk = int(pre_nms_topk)
         self.num_proposals = int(num_proposals)
         self.nms_iou = float(nms_iou)
+        self.supports_jit = False  # tf.image.combined_non_max_suppression has no XLA kernel (keras then refuses XLA)
         self.anchors = np.asarray(anchor_lib.anchor_boxes(self.image_shape, self.strides, self.sizes,
                                                           self.aspect_ratios), "float32")
 
@@ -322,8 +323,9 @@ class FasterRCNN(Detector, keras.Model):
             t = rpn_conv(m)
             obj_parts.append(keras.layers.Reshape((-1,), name=f"rpn_objectness_{v.lower()}")(rpn_obj(t)))
             box_parts.append(keras.layers.Reshape((-1, 4), name=f"rpn_deltas_{v.lower()}")(rpn_box(t)))
-        rpn_objectness = keras.layers.Concatenate(axis=1, name="rpn_objectness")(obj_parts)
-        rpn_deltas = keras.layers.Concatenate(axis=1, name="rpn_deltas")(box_parts)
+        # the loss-bearing outputs are float32 under a mixed precision policy too
+        rpn_objectness = keras.layers.Concatenate(axis=1, name="rpn_objectness", dtype="float32")(obj_parts)
+        rpn_deltas = keras.layers.Concatenate(axis=1, name="rpn_deltas", dtype="float32")(box_parts)
         proposer = RPNProposals(shape, STRIDES, sizes, ratios, rpn_pre_nms_topk, num_proposals, rpn_nms_iou,
                                 name="rpn_proposals")
         proposals, valid = proposer([rpn_objectness, rpn_deltas])
@@ -543,8 +545,8 @@ def _box_head(roi_size, channels, units, num_classes):
     x = keras.layers.Reshape((-1, roi_size * roi_size * channels), name="box_head_flatten")(x_in)
     x = keras.layers.Dense(units, activation="relu", name="box_head_fc1")(x)
     x = keras.layers.Dense(units, activation="relu", name="box_head_fc2")(x)
-    logits = keras.layers.Dense(num_classes + 1, name="box_head_class_logits")(x)
-    deltas = keras.layers.Dense(4 * num_classes, name="box_head_box_deltas",
+    logits = keras.layers.Dense(num_classes + 1, name="box_head_class_logits", dtype="float32")(x)
+    deltas = keras.layers.Dense(4 * num_classes, name="box_head_box_deltas", dtype="float32",
                                 kernel_initializer=keras.initializers.RandomNormal(stddev=0.001))(x)
     return keras.Model(x_in, {"class_logits": logits, "box_deltas": deltas}, name="box_head")
 

@@ -80,7 +80,7 @@ def _mask_head(roi_size, channels, filters, convs, num_classes):
     for i in range(convs):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"mask_head_conv{i + 1}")(x)
     x = keras.layers.Conv2DTranspose(filters, 2, strides=2, activation="relu", name="mask_head_upsample")(x)
-    logits = keras.layers.Conv2D(num_classes, 1, name="mask_head_logits")(x)
+    logits = keras.layers.Conv2D(num_classes, 1, name="mask_head_logits", dtype="float32")(x)
     return keras.Model(x_in, logits, name="mask_head")
 
 

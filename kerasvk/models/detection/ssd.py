@@ -156,9 +156,10 @@ def _jsonable(value):
 
 
 def _concat(parts, name):
+    # the model's outputs: float32 under a mixed precision policy too (the losses read them)
     if len(parts) == 1:
-        return keras.layers.Identity(name=name)(parts[0])
-    return keras.layers.Concatenate(axis=1, name=name)(parts)
+        return keras.layers.Identity(name=name, dtype="float32")(parts[0])
+    return keras.layers.Concatenate(axis=1, name=name, dtype="float32")(parts)
 
 
 @keras.saving.register_keras_serializable(package="kerasvk")

@@ -290,7 +290,7 @@ def _head(features, num_classes, reg_max, width, levels=LEVELS):
         box = keras.layers.Reshape((h * w, 4 * reg_max), name=f"{p}_box_flat")(box)
         cls = keras.layers.Reshape((h * w, num_classes), name=f"{p}_cls_flat")(cls)
         outputs.append(keras.layers.Concatenate(axis=-1, name=f"{p}_out")([box, cls]))
-    return keras.layers.Concatenate(axis=1, name="predictions")(outputs)
+    return keras.layers.Concatenate(axis=1, name="predictions", dtype="float32")(outputs)  # float32 under mixed precision
 
 
 @keras.saving.register_keras_serializable(package="kerasvk")

@@ -104,10 +104,16 @@ def graph_sampling_checks(temperature, top_k, top_p):
 def filter_logits(logits, temperature, top_k, top_p):
     """``logits / temperature`` with everything outside the top-k and the top-p nucleus set to -inf."""
     logits = tf.cast(logits, tf.float32) / tf.cast(temperature, tf.float32)
+    top_k, top_p = tf.cast(top_k, tf.int32), tf.cast(top_p, tf.float32)
+    # top_k=0 and top_p=1 (the defaults) filter nothing: skip the sort/softmax/cumsum (a third of the ops of a
+    # cached generation step), which also never drops a token whose probability rounds the cumsum to 1
+    return tf.cond(tf.logical_or(top_k > 0, top_p < 1.0), lambda: _filtered(logits, top_k, top_p), lambda: logits)
+
+
+def _filtered(logits, top_k, top_p):
     vocab = tf.shape(logits)[-1]
     neg_inf = tf.constant(float("-inf"), tf.float32)
     sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
-    top_k = tf.cast(top_k, tf.int32)
     k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
     kth = tf.gather(sorted_logits, k - 1, axis=-1)[..., None]
     logits = tf.where(logits < kth, neg_inf, logits)
@@ -115,19 +121,39 @@ def filter_logits(logits, temperature, top_k, top_p):
     sorted_logits = tf.where(sorted_logits < kth, neg_inf, sorted_logits)
     probs = tf.nn.softmax(sorted_logits, axis=-1)
     mass_before = tf.cumsum(probs, axis=-1, exclusive=True)
-    keep = mass_before < tf.cast(top_p, tf.float32)
+    keep = mass_before < top_p
     # (the most likely token always has mass_before = 0 < top_p, so at least one token stays)
     threshold = tf.reduce_min(tf.where(keep, sorted_logits, tf.constant(float("inf"))), axis=-1, keepdims=True)
     return tf.where(logits < threshold, neg_inf, logits)
 
 
+def gumbel_noise(shape, step, seed):
+    """The Gumbel noise of step ``step``: ``-log(-log(u))``, ``u`` stateless-uniform from ``(seed, step)``."""
+    noise_seed = tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)])
+    u = tf.random.stateless_uniform(shape, seed=noise_seed, minval=1e-20, maxval=1.0)
+    return -tf.math.log(-tf.math.log(u))
+
+
+def draw(logits, noise, temperature=1.0, top_k=0, top_p=1.0):
+    """Gumbel-max draw per row of ``logits`` ``(batch, vocab)`` with the step's ``noise`` (same shape)."""
+    return tf.argmax(filter_logits(logits, temperature, top_k, top_p) + noise, axis=-1, output_type=tf.int32)
+
+
 def sample_logits(logits, step, seed, temperature=1.0, top_k=0, top_p=1.0):
     """One categorical draw per row of ``logits`` ``(batch, vocab)`` (Gumbel-max, noise from (seed, step))."""
-    logits = filter_logits(logits, temperature, top_k, top_p)
-    noise_seed = tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)])
-    u = tf.random.stateless_uniform(tf.shape(logits), seed=noise_seed, minval=1e-20, maxval=1.0)
-    gumbel = -tf.math.log(-tf.math.log(u))
-    return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
+    return draw(logits, gumbel_noise(tf.shape(logits), step, seed), temperature, top_k, top_p)
+
+
+def noise_table(length, start, stop, batch, vocab, seed):
+    """``(length, batch, vocab)``: row ``t`` the noise ``sample_logits`` draws at step ``t`` for ``start <= t < stop``
+    (zeros elsewhere), computed with the same TF ops outside any XLA computation (its random and log kernels
+    are not XLA's), so a compiled generation loop makes exactly the draws of the plain one."""
+    steps = tf.range(start, stop)
+    rows = tf.map_fn(lambda t: gumbel_noise(tf.stack([batch, vocab]), t, seed), steps,
+                     fn_output_signature=tf.TensorSpec((None, None), tf.float32), parallel_iterations=16)
+    rows = tf.reshape(rows, [-1, batch, vocab])
+    table = tf.concat([tf.zeros([start, batch, vocab]), rows, tf.zeros([length - stop, batch, vocab])], axis=0)
+    return tf.ensure_shape(table, [length, None, None]) if isinstance(length, int) else table
 
 
 def sequence_loop(step_fn, state, tokens, prompt_len, start, temperature, top_k, top_p, seed, return_state=False):

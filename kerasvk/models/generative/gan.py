@@ -66,7 +66,7 @@ def build_generator(shape, latent_dim, filters, name="generator"):
         x = keras.layers.BatchNormalization(synchronized=True, name=f"g_block{i}_bn")(x)
         x = keras.layers.ReLU(name=f"g_block{i}_relu")(x)
     x = keras.layers.Conv2DTranspose(c, 4, strides=2, padding="same", activation="tanh", name="g_output")(x)
-    x = keras.layers.Rescaling(0.5, offset=0.5, name="g_to_unit")(x)
+    x = keras.layers.Rescaling(0.5, offset=0.5, name="g_to_unit", dtype="float32")(x)  # float32 images under mixed precision
     return keras.Model(noise, x, name=name)
 
 
@@ -78,7 +78,7 @@ def build_discriminator(shape, filters, name="discriminator"):
         x = keras.layers.Conv2D(f, 4, strides=2, padding="same", name=f"d_block{i}_conv")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"d_block{i}_lrelu")(x)
     x = keras.layers.Flatten(name="d_flatten")(x)
-    x = keras.layers.Dense(1, name="d_logit")(x)
+    x = keras.layers.Dense(1, name="d_logit", dtype="float32")(x)
     return keras.Model(images, x, name=name)
 
 
@@ -107,7 +107,7 @@ class GAN(keras.Model):
         generator = build_generator(shape, latent_dim, g_filters)
         discriminator = build_discriminator(shape, d_filters)
         noise = keras.Input((latent_dim,), name="noise")
-        images = keras.layers.Identity(name="images")(generator(noise))
+        images = keras.layers.Identity(name="images", dtype="float32")(generator(noise))
         super().__init__(noise, images, name=name, **kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -145,6 +145,10 @@ class GAN(keras.Model):
         if g_optimizer is None:
             g_optimizer = _clone_optimizer(optimizer) if optimizer is not None else self._default_optimizer()
         d_optimizer, g_optimizer = keras.optimizers.get(d_optimizer), keras.optimizers.get(g_optimizer)
+        if self.dtype_policy.name == "mixed_float16":  # loss scaling for both (keras' compile does it for one)
+            scaled = keras.optimizers.LossScaleOptimizer
+            d_optimizer = d_optimizer if isinstance(d_optimizer, scaled) else scaled(d_optimizer)
+            g_optimizer = g_optimizer if isinstance(g_optimizer, scaled) else scaled(g_optimizer)
         if d_optimizer is g_optimizer:
             raise ValueError(
                 "d_optimizer and g_optimizer must be two optimizer objects (each keeps its own state)."
@@ -224,14 +228,15 @@ class GAN(keras.Model):
             fake = self.generator(z, training=True)
             with tf.GradientTape() as tape:
                 d_loss, d_x, d_g_z, extras = self._d_loss(real, fake, tape)
-                scaled = scale_loss(d_loss)  # / replicas: the replicas' gradients are summed
+                # / replicas (their gradients are summed), × the loss scale under mixed_float16
+                scaled = self.d_optimizer.scale_loss(scale_loss(d_loss))
             grads = tape.gradient(scaled, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
         z = noise if noise is not None else self._noise(batch)
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(z, training=True), training=True)
             g_loss = self._g_loss(fake_logits)
-            scaled = scale_loss(g_loss)
+            scaled = self.g_optimizer.scale_loss(scale_loss(g_loss))
         grads = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.d_loss_tracker.update_state(d_loss)

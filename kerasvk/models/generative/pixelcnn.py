@@ -95,7 +95,7 @@ class PixelCNN(_sampling.NextTokenModel, keras.Model):
         x = MaskedConv2D(c * levels, 1, "B", color_channels=c, name="head_logits")(x)
         # channel o = level·C + colour (colour group o % C) → (H, W, levels, C) → (H, W, C, levels)
         x = keras.layers.Reshape((h, w, levels, c), name="split_levels")(x)
-        logits = keras.layers.Permute((1, 2, 4, 3), name="logits")(x)
+        logits = keras.layers.Permute((1, 2, 4, 3), name="logits", dtype="float32")(x)  # float32 under mixed precision
         super().__init__(inputs=images, outputs=logits, name=name, **kwargs)
         self.image_shape = image_shape
         self.levels = levels

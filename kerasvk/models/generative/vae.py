@@ -72,8 +72,9 @@ def _build_encoder(shape, latent_dim, filters, dense_units, num_classes):
         x = keras.layers.Concatenate(name="enc_condition")([x, onehot])
         inputs = [images, labels]
     x = keras.layers.Dense(dense_units, activation="relu", name="enc_dense")(x)
-    mean = keras.layers.Dense(latent_dim, name="z_mean")(x)
-    log_var = keras.layers.Dense(latent_dim, kernel_initializer="zeros", name="z_log_var")(x)
+    # float32 under a mixed precision policy: the KL term and the reconstruction loss read these
+    mean = keras.layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
+    log_var = keras.layers.Dense(latent_dim, kernel_initializer="zeros", name="z_log_var", dtype="float32")(x)
     return keras.Model(inputs, [mean, log_var], name="encoder")
 
 
@@ -96,7 +97,7 @@ def _build_decoder(shape, latent_dim, filters, dense_units, num_classes):
         x = keras.layers.Conv2DTranspose(
             f, 3, strides=2, padding="same", activation="relu", name=f"dec_block{i}_deconv"
         )(x)
-    out = keras.layers.Conv2D(c, 3, padding="same", activation="sigmoid", name="dec_output")(x)
+    out = keras.layers.Conv2D(c, 3, padding="same", activation="sigmoid", name="dec_output", dtype="float32")(x)
     return keras.Model(inputs, out, name="decoder")
 
 
@@ -136,9 +137,9 @@ class VAE(keras.Model):
             mean, log_var = encoder(images)
             z = Sampling(seed=seed, name="sampling")([mean, log_var])
             recon = decoder(z)
-        recon = keras.layers.Identity(name="reconstruction")(recon)
-        mean = keras.layers.Identity(name="z_mean")(mean)
-        log_var = keras.layers.Identity(name="z_log_var")(log_var)
+        recon = keras.layers.Identity(name="reconstruction", dtype="float32")(recon)  # float32 under mixed precision
+        mean = keras.layers.Identity(name="z_mean", dtype="float32")(mean)
+        log_var = keras.layers.Identity(name="z_log_var", dtype="float32")(log_var)
         super().__init__(inputs, [recon, mean, log_var], name=name, **kwargs)
         self.encoder = encoder
         self.decoder = decoder

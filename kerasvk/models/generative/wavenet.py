@@ -96,7 +96,7 @@ class WaveNet(_sampling.NextTokenModel, keras.Model):
             skips.append(s)
         total = keras.layers.Add(name="skip_sum")(skips) if len(skips) > 1 else skips[0]
         post1 = keras.layers.Dense(skip_channels, name="post_1x1_a")
-        post2 = keras.layers.Dense(quantization_channels, name="logits")
+        post2 = keras.layers.Dense(quantization_channels, name="logits", dtype="float32")  # float32 under mixed precision
         relu = keras.layers.ReLU(name="post_relu_a")
         relu2 = keras.layers.ReLU(name="post_relu_b")
         logits = post2(relu2(post1(relu(total))))

@@ -1,0 +1,66 @@
+"""The model side of the uint8 input path: image batches are scaled to float32 [0, 1] in the train step.
+
+With ``kerasvk.data.load(..., train_dtype="uint8")`` training batches leave ``tf.data`` as uint8 (a
+quarter of the bytes of float32 to produce, hand over and copy to the accelerator); the model's compiled
+train/test/predict steps then scale them with the same ``cast · 1/255`` the host pipeline's ``to_float``
+applies, on the device, so the numbers are those of the float32 path (a test checks the weights after a
+few steps). Batches that are already float pass through unchanged (validation/test splits stay float32).
+
+Done in the step rather than with a layer at the model input so the saved model is unchanged: it takes
+float32 images in [0, 1], and its export keeps ``serving_default`` (float32) and ``serving_uint8``
+(uint8, the same ``/ 255`` in the serving graph).
+"""
+
+from __future__ import annotations
+
+STEPS = ("train_step", "test_step", "predict_step")
+
+
+def scale_uint8(x):
+    """uint8 tensors (any nesting) → float32 ``x · (1/255)``; everything else unchanged."""
+    import keras
+    from keras import ops
+
+    def one(t):
+        if t is not None and keras.backend.standardize_dtype(getattr(t, "dtype", "float32")) == "uint8":
+            return ops.cast(t, "float32") * (1.0 / 255.0)
+        return t
+
+    return keras.tree.map_structure(one, x)
+
+
+def _first_spec(element_spec):
+    import keras
+
+    first = element_spec[0] if isinstance(element_spec, (tuple, list)) else element_spec
+    return keras.tree.flatten(first)
+
+
+def input_dtype(element_spec) -> str:
+    """``"uint8"`` when a dataset's inputs (its first element part) are uint8 images, else ``"float32"``."""
+    specs = _first_spec(element_spec)
+    return "uint8" if any(getattr(s, "dtype", None) is not None and s.dtype.name == "uint8" for s in specs) else "float32"
+
+
+def scale_uint8_inputs(model, element_spec=None) -> bool:
+    """Make ``model``'s train/test/predict steps scale uint8 inputs on the device; returns whether it did.
+
+    With ``element_spec`` (the training dataset's), only when its inputs are uint8. The steps are wrapped
+    on this model object (before ``fit`` makes its train function); nothing is saved with the model.
+    """
+    if element_spec is not None and input_dtype(element_spec) != "uint8":
+        return False
+    if getattr(model, "_kerasvk_scales_uint8", False):
+        return True
+    for name in STEPS:
+        step = getattr(model, name)
+
+        def scaled(*args, step=step):  # (data) on TensorFlow/torch, (state, data) on JAX: data comes last
+            *head, data = args
+            if isinstance(data, tuple) and data:
+                return step(*head, (scale_uint8(data[0]), *data[1:]))
+            return step(*head, scale_uint8(data))
+
+        setattr(model, name, scaled)
+    model._kerasvk_scales_uint8 = True
+    return True
