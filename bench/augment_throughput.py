@@ -192,7 +192,7 @@ def main(argv=None):
         f"batch {BATCH}, {os.cpu_count()} CPU cores, {a.rounds} alternating rounds"
     )
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print(f"| size | OpenCV img/s | kerasvk float32 img/s | ratio | kerasvk uint8 img/s | **ratio** |")
+    print("| size | OpenCV img/s | kerasvk float32 img/s | ratio | kerasvk uint8 img/s | **ratio** |")
     print("|---|---:|---:|---:|---:|---:|")
     for size in a.sizes:
         count = a.images or (4096 if size <= 64 else 512)
