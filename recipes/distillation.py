@@ -46,6 +46,7 @@ Run: ``python recipes/distillation.py [--seeds 1 2 3]`` (default one seed, 1).
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
@@ -58,6 +59,7 @@ import tensorflow as tf  # noqa: E402
 import kerasvk  # noqa: E402
 from kerasvk.data import dataset_arrays, load  # noqa: E402
 from kerasvk.training.distillation import distill  # noqa: E402
+from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
 
 TEMPERATURE = 4.0
 ALPHA = 0.5
@@ -113,16 +115,16 @@ def same_labels(teacher, data, seed):
     return test_accuracy(scratch, data), test_accuracy(distilled, data)
 
 
-def few_labels(teacher, data, seed):
+def few_labels(teacher, data, seed, batch=BATCH):
     x, y = dataset_arrays(data.train)
     rng = np.random.default_rng(seed)
     idx = np.concatenate(
         [rng.choice(np.flatnonzero(y == c), LABELS_PER_CLASS, replace=False) for c in range(data.num_classes)]
     )
     labelled = tf.data.Dataset.from_tensor_slices((x[idx], y[idx]))
-    labelled = labelled.shuffle(len(idx), seed=seed).batch(BATCH)
+    labelled = labelled.shuffle(len(idx), seed=seed).batch(batch)
     unlabelled = tf.data.Dataset.from_tensor_slices((x, np.zeros_like(y)))
-    unlabelled = unlabelled.shuffle(len(x), seed=seed).batch(BATCH)
+    unlabelled = unlabelled.shuffle(len(x), seed=seed).batch(batch)
     repeats = -(-len(x) // len(idx))  # the same number of steps as one pass over the whole split
     scratch, student = students(data, seed)
     compile_(scratch).fit(labelled.repeat(repeats), epochs=STUDENT_EPOCHS, verbose=0)
@@ -133,15 +135,19 @@ def few_labels(teacher, data, seed):
     return test_accuracy(scratch, data), test_accuracy(distilled, data)
 
 
-def main(seeds=(1,)):
+def run(seeds=(1,), rs=NO_STRATEGY):
+    """The comparison for these student seeds; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy`
+    (``--strategy``: every model is built, compiled and trained in its scope)."""
     t0 = time.time()
-    data = load("digits", batch_size=BATCH, seed=0)
-    teacher = train_teacher(data)
-    t_teacher = time.time() - t0
-    teacher_acc = test_accuracy(teacher, data)
-    rows = []
-    for seed in seeds:
-        rows.append((seed, *same_labels(teacher, data, seed), *few_labels(teacher, data, seed)))
+    batch = rs.batch(BATCH)
+    with rs.scope():
+        data = load("digits", batch_size=batch, seed=0)
+        teacher = train_teacher(data)
+        t_teacher = time.time() - t0
+        teacher_acc = test_accuracy(teacher, data)
+        rows = []
+        for seed in seeds:
+            rows.append((seed, *same_labels(teacher, data, seed), *few_labels(teacher, data, seed, batch)))
 
     print(f"digits {data.counts} (8×8 → 32×32×1); teacher resnet20 {teacher.count_params():,} params, "
           f"{TEACHER_EPOCHS} epochs ({t_teacher:.0f} s): test accuracy {teacher_acc:.3f}")
@@ -158,9 +164,15 @@ def main(seeds=(1,)):
     print(f"\n({time.time() - t0:.0f} s)")
 
 
-if __name__ == "__main__":
-    import argparse
-
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="student seeds (init, subsets)")
-    main(tuple(parser.parse_args().seeds))
+    add_strategy_arguments(parser)
+    args = parser.parse_args(argv)
+    rs = recipe_strategy(parser, args, allowed=("mirrored",), batches=[BATCH],
+                         why="the distiller's own train step is set up for one machine", scaling=("global",))
+    run(tuple(args.seeds), rs)
+
+
+if __name__ == "__main__":
+    main()

@@ -45,6 +45,7 @@ Run: ``python recipes/domain_adaptation.py [--seed 0] [--epochs 20] [--lr 0.01] 
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
@@ -58,6 +59,7 @@ from kerasvk.training.domain_adaptation import (  # noqa: E402
     build_dann,
     fit_dann,
 )
+from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
 
 SEED = 0
 EPOCHS = 20
@@ -73,23 +75,27 @@ def test_accuracy(model, data):
     return clf.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
 
 
-def main(seed=SEED, epochs=EPOCHS, lambda_max=LAMBDA_MAX, lr=LEARNING_RATE):
+def run(seed=SEED, epochs=EPOCHS, lambda_max=LAMBDA_MAX, lr=LEARNING_RATE, rs=NO_STRATEGY):
+    """The two runs; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``: both models
+    are built, compiled and trained in its scope)."""
     t0 = time.time()
-    src = load("digits", channels=3, batch_size=BATCH, seed=seed)
-    tgt = load("digits_photo", batch_size=BATCH, seed=seed)
+    batch, lr = rs.batch(BATCH), lr * rs.lr_factor
+    src = load("digits", channels=3, batch_size=batch, seed=seed)
+    tgt = load("digits_photo", batch_size=batch, seed=seed)
 
     rows = []
     for label, domain_weight in (("source only", 0.0), ("DANN", 1.0)):
         keras.utils.set_random_seed(seed)
-        model = build_dann(
-            "digits_encoder", src.num_classes, input_shape=src.input_shape, pooling="flatten",
-            label_units=UNITS, domain_units=UNITS, domain_weight=domain_weight, lambda_max=lambda_max,
-        )
-        steps = epochs * int(src.train.cardinality())
-        optimizer = keras.optimizers.SGD(DANNLearningRate(lr, steps), momentum=0.9)
-        hist = fit_dann(model, src.train, tgt.train, epochs=epochs, optimizer=optimizer)
-        domain_acc = hist.history["domain_accuracy"][-1]
-        rows.append((label, test_accuracy(model, src), test_accuracy(model, tgt), domain_acc))
+        with rs.scope():
+            model = build_dann(
+                "digits_encoder", src.num_classes, input_shape=src.input_shape, pooling="flatten",
+                label_units=UNITS, domain_units=UNITS, domain_weight=domain_weight, lambda_max=lambda_max,
+            )
+            steps = epochs * int(src.train.cardinality())
+            optimizer = keras.optimizers.SGD(DANNLearningRate(lr, steps), momentum=0.9)
+            hist = fit_dann(model, src.train, tgt.train, epochs=epochs, optimizer=optimizer)
+            domain_acc = hist.history["domain_accuracy"][-1]
+            rows.append((label, test_accuracy(model, src), test_accuracy(model, tgt), domain_acc))
 
     print(f"source: digits (RGB) {src.counts}; target: digits_photo (labels unused in training)")
     print(f"network: Ganin et al.'s digits encoder, {model.classifier().count_params():,} classifier params; "
@@ -100,13 +106,18 @@ def main(seed=SEED, epochs=EPOCHS, lambda_max=LAMBDA_MAX, lr=LEARNING_RATE):
     print(f"\n({time.time() - t0:.0f} s)")
 
 
-if __name__ == "__main__":
-    import argparse
-
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=SEED, help="split, photo crops, shuffling and init seed")
     parser.add_argument("--lambda-max", type=float, default=LAMBDA_MAX, help="λ at the end of the ramp")
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="lr_0 of the annealed SGD")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
-    args = parser.parse_args()
-    main(args.seed, args.epochs, args.lambda_max, args.lr)
+    add_strategy_arguments(parser)
+    args = parser.parse_args(argv)
+    rs = recipe_strategy(parser, args, allowed=("mirrored",), batches=[BATCH],
+                         why="the DANN model's own train step is set up for one machine")
+    run(args.seed, args.epochs, args.lambda_max, args.lr, rs=rs)
+
+
+if __name__ == "__main__":
+    main()

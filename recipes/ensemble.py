@@ -26,6 +26,7 @@ Run: ``python recipes/ensemble.py``.
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 import time
@@ -39,6 +40,7 @@ import kerasvk  # noqa: E402
 from kerasvk.data import load  # noqa: E402
 from kerasvk.export import export_model  # noqa: E402
 from kerasvk.training.ensemble import ensemble  # noqa: E402
+from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
 
 SEED = 0
 EPOCHS = 4
@@ -49,9 +51,17 @@ def accuracy(model, split):
     return model.evaluate(split, verbose=0, return_dict=True)["accuracy"]
 
 
-def main():
+def run(rs=NO_STRATEGY):
+    """The comparison; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``: the
+    members and ensembles are built, compiled and trained in its scope)."""
     t0 = time.time()
-    data = load("digits", batch_size=64, seed=SEED)
+    data = load("digits", batch_size=rs.batch(64), seed=SEED)
+    with rs.scope():
+        members, rows, ensembles = _train_and_combine(data, rs.lr_factor)
+    _report(data, ensembles, rows, t0)
+
+
+def _train_and_combine(data, lr_factor):
     builders = [
         ("lenet5 (tanh, avg)", dict(name="lenet5"), 1),
         ("lenet5 (relu, max)", dict(name="lenet5", activation="relu", subsampling="max"), 2),
@@ -61,7 +71,7 @@ def main():
     for label, kw, seed in builders:
         keras.utils.set_random_seed(seed)
         model = kerasvk.build(kw.pop("name"), input_shape=data.input_shape, num_classes=data.num_classes, **kw)
-        model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(keras.optimizers.Adam(1e-3 * lr_factor), "sparse_categorical_crossentropy", metrics=["accuracy"])
         model.fit(data.train, epochs=EPOCHS, verbose=0)
         members.append(model)
         rows.append((label, model.count_params(), accuracy(model, data.val), accuracy(model, data.test)))
@@ -74,7 +84,10 @@ def main():
     }
     for label, model in ensembles.items():
         rows.append((label, model.count_params(), accuracy(model, data.val), accuracy(model, data.test)))
+    return members, rows, ensembles
 
+
+def _report(data, ensembles, rows, t0):
     # One SavedModel for the whole weighted ensemble; its serving signature gives the same probabilities.
     import tensorflow as tf
 
@@ -93,9 +106,14 @@ def main():
     print(f"({time.time() - t0:.0f} s)")
 
 
-if __name__ == "__main__":
-    import argparse
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_strategy_arguments(parser)
+    args = parser.parse_args(argv)
+    rs = recipe_strategy(parser, args, allowed=("mirrored",), batches=[64],
+                         why="the ensemble is exported as one SavedModel on one machine")
+    run(rs)
 
-    # no options, but ``--help`` must print the usage instead of training
-    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
+
+if __name__ == "__main__":
     main()

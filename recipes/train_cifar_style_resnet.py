@@ -37,7 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import kerasvk  # noqa: E402
 from kerasvk.training import train  # noqa: E402
-from kerasvk.training.strategy import add_strategy_arguments, is_chief_process  # noqa: E402
+from kerasvk.training.strategy import add_strategy_arguments, check_recipe_strategy, is_chief_process  # noqa: E402
 
 
 def main(argv=None):
@@ -50,6 +50,7 @@ def main(argv=None):
     p.add_argument("--out", default=None)
     add_strategy_arguments(p)
     a = p.parse_args(argv)
+    check_recipe_strategy(p, a)  # TF_CONFIG of --strategy multiworker: one line, exit 2
     out = a.out or os.path.join("runs", f"{a.model}-{a.data.replace(':', '_').replace('/', '_')}-recipe")
     t0 = time.time()
     report = train(

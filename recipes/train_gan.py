@@ -50,7 +50,7 @@ from kerasvk.evaluation.generative import InceptionFeatures, fid, inception_scor
 from kerasvk.io import read_json, write_json  # noqa: E402
 from kerasvk.training import load_run_model, train  # noqa: E402
 from kerasvk.training.feature_classifier import train_feature_classifier  # noqa: E402
-from kerasvk.training.strategy import add_strategy_arguments, is_chief_process  # noqa: E402
+from kerasvk.training.strategy import add_strategy_arguments, check_recipe_strategy, is_chief_process  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
 SAMPLE_SEED = 123  # the same noise for the untrained and the trained generator
@@ -91,6 +91,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     add_strategy_arguments(p)
     args = p.parse_args(argv)
+    check_recipe_strategy(p, args)  # TF_CONFIG of --strategy multiworker: one line, exit 2
     out = Path(args.out)
     t0 = time.time()
 

@@ -43,6 +43,7 @@ import kerasvk  # noqa: E402
 from kerasvk.data import text  # noqa: E402
 from kerasvk.io import save_model, write_json, write_text  # noqa: E402
 from kerasvk.training.callbacks import TimeBudget  # noqa: E402
+from kerasvk.training.strategy import add_strategy_arguments, recipe_strategy  # noqa: E402
 
 PROMPTS = ["The ", "def ", "A list is", "\n"]
 
@@ -91,7 +92,11 @@ def main(argv=None):
     ap.add_argument("--sample-chars", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", default="runs/gpt")
+    add_strategy_arguments(ap)
     args = ap.parse_args(argv)
+    rs = recipe_strategy(ap, args, allowed=("mirrored", "tpu"), batches=[args.batch_size],
+                         why="its wall-time budget would stop each worker at its own step")
+    batch, lr = rs.batch(args.batch_size), args.lr * rs.lr_factor
     os.makedirs(args.run_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
 
@@ -103,26 +108,28 @@ def main(argv=None):
     print(f"unigram baseline: training-text characters {uni_entropy / math.log(2):.3f} bits/char, "
           f"perplexity {math.exp(uni_entropy):.2f}; on the held-out text {uni_val / math.log(2):.3f} bits/char, "
           f"perplexity {math.exp(uni_val):.2f}")
-    train = text.text_dataset(train_ids, args.seq_len, args.batch_size, seed=args.seed, stride=args.seq_len // 2)
+    train = text.text_dataset(train_ids, args.seq_len, batch, seed=args.seed, stride=args.seq_len // 2)
     val = text.text_dataset(val_ids, args.seq_len, 64, shuffle=False)
 
     # context_length = seq_len: every position embedding the model has is trained (a longer context
     # would leave positions >= seq_len random, and samples past them garbled).
-    model = kerasvk.build(
-        "gpt", vocab=tokenizer.vocab, context_length=args.seq_len, num_layers=args.layers,
-        num_heads=args.heads, dim=args.dim, dropout=0.0,
-    )
+    with rs.scope():  # built and compiled under --strategy
+        model = kerasvk.build(
+            "gpt", vocab=tokenizer.vocab, context_length=args.seq_len, num_layers=args.layers,
+            num_heads=args.heads, dim=args.dim, dropout=0.0,
+        )
+        model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=0.01, clipnorm=1.0))
     print(f"GPT: {args.layers} layers, dim {args.dim}, {args.heads} heads, context {args.seq_len}, "
           f"{model.count_params():,} parameters")
-    model.compile(optimizer=keras.optimizers.AdamW(args.lr, weight_decay=0.01, clipnorm=1.0))
-    budget = TimeBudget(60 * args.minutes, args.lr, args.warmup_steps)
+    rs.prepare(model, train)
+    budget = TimeBudget(60 * args.minutes, lr, args.warmup_steps)
     t0 = time.perf_counter()
     hist = model.fit(train.repeat(), epochs=10_000, steps_per_epoch=50, callbacks=[budget], verbose=2)
     seconds = time.perf_counter() - t0
 
     val_loss = float(model.evaluate(val, verbose=0))
     ppl = math.exp(val_loss)
-    print(f"trained {budget.steps} steps ({budget.steps * args.batch_size * args.seq_len:,} characters) "
+    print(f"trained {budget.steps} steps ({budget.steps * batch * args.seq_len:,} characters) "
           f"in {seconds:.0f} s = {seconds / 60:.1f} min")
     print(f"held-out: {val_loss:.4f} nats/char = {val_loss / math.log(2):.3f} bits/char, perplexity {ppl:.2f} "
           f"(unigram baseline {uni_val / math.log(2):.3f} bits/char, perplexity {math.exp(uni_val):.2f}; "
@@ -132,8 +139,10 @@ def main(argv=None):
     for i, prompt in enumerate(PROMPTS):
         out = sample_text(model, prompt, args.sample_chars, temperature=0.8, top_p=0.95, seed=args.seed + i)
         lines.append(f"=== prompt {prompt!r} (temperature 0.8, top_p 0.95, seed {args.seed + i}) ===\n{out}\n")
-    write_text(os.path.join(args.run_dir, "samples.txt"), "\n".join(lines))
     print(lines[0])
+    if not rs.chief:
+        return
+    write_text(os.path.join(args.run_dir, "samples.txt"), "\n".join(lines))
 
     metrics = {"val_loss_nats_per_char": val_loss, "val_bits_per_char": val_loss / math.log(2), "val_perplexity": ppl,
                "unigram_train_bits_per_char": uni_entropy / math.log(2),

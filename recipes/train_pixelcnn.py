@@ -38,6 +38,7 @@ from kerasvk.data import load_arrays, split_indices  # noqa: E402
 from kerasvk.io import save_model, write_json  # noqa: E402
 from kerasvk.models.generative.pixelcnn import levels_to_uint8, quantize  # noqa: E402
 from kerasvk.training.callbacks import TimeBudget  # noqa: E402
+from kerasvk.training.strategy import add_strategy_arguments, array_spec, recipe_strategy  # noqa: E402
 
 
 def save_grid(images, path, title):
@@ -58,7 +59,10 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", default="runs/pixelcnn")
+    add_strategy_arguments(ap)
     args = ap.parse_args(argv)
+    rs = recipe_strategy(ap, args, allowed=("mirrored", "tpu"), batches=[64],
+                         why="its wall-time budget would stop each worker at its own step")
     os.makedirs(args.run_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
 
@@ -67,14 +71,16 @@ def main(argv=None):
     tr, va, te = split_indices(labels, 0.1, 0.2, args.seed)
     print(f"digits {images.shape[1:]} at {args.levels} levels: train {len(tr)}, val {len(va)}, test {len(te)}")
 
-    model = kerasvk.build(
-        "pixelcnn", input_shape=x.shape[1:], levels=args.levels, filters=args.filters,
-        num_blocks=args.blocks, gated=args.gated,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    with rs.scope():  # built and compiled under --strategy
+        model = kerasvk.build(
+            "pixelcnn", input_shape=x.shape[1:], levels=args.levels, filters=args.filters,
+            num_blocks=args.blocks, gated=args.gated,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(1e-3 * rs.lr_factor))
+    rs.prepare(model, array_spec(x, y))
     t0 = time.perf_counter()
     hist = model.fit(
-        x[tr], y[tr], validation_data=(x[va], y[va]), batch_size=64, epochs=args.max_epochs, verbose=2,
+        x[tr], y[tr], validation_data=(x[va], y[va]), batch_size=rs.batch(64), epochs=args.max_epochs, verbose=2,
         callbacks=[TimeBudget(60 * args.minutes, check="epoch"),
                    keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=3, min_lr=1e-4)],
     )
@@ -88,6 +94,8 @@ def main(argv=None):
     t1 = time.perf_counter()
     samples = model.generate(args.samples, seed=args.seed, temperature=1.0)
     print(f"sampled {args.samples} images in {time.perf_counter() - t1:.1f} s")
+    if not rs.chief:
+        return
     save_grid(samples, os.path.join(args.run_dir, "samples.png"),
               f"PixelCNN samples ({args.levels} levels, test {test_bpd:.3f} bits/dim)")
     save_grid(levels_to_uint8(y[te][: args.samples], args.levels), os.path.join(args.run_dir, "test_digits.png"),

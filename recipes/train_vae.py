@@ -40,7 +40,7 @@ from kerasvk import plots  # noqa: E402
 from kerasvk.data import dataset_arrays, load  # noqa: E402
 from kerasvk.io import write_json  # noqa: E402
 from kerasvk.training import load_run_model, train  # noqa: E402
-from kerasvk.training.strategy import add_strategy_arguments, is_chief_process  # noqa: E402
+from kerasvk.training.strategy import add_strategy_arguments, check_recipe_strategy, is_chief_process  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
 
@@ -112,6 +112,7 @@ def main(argv=None):
     p.add_argument("--skip-anomaly", action="store_true")
     add_strategy_arguments(p)
     args = p.parse_args(argv)
+    check_recipe_strategy(p, args)  # TF_CONFIG of --strategy multiworker: one line, exit 2
     out = Path(args.out)
     t0 = time.time()  # the trainer seeds everything and makes TF ops deterministic
 

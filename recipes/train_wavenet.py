@@ -45,6 +45,7 @@ import kerasvk  # noqa: E402
 from kerasvk.data import audio  # noqa: E402
 from kerasvk.io import save_model, write_json  # noqa: E402
 from kerasvk.training.callbacks import TimeBudget  # noqa: E402
+from kerasvk.training.strategy import add_strategy_arguments, recipe_strategy  # noqa: E402
 
 RATE = 8000
 
@@ -75,7 +76,11 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=0.5, help="length of each generated sample")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", default="runs/wavenet")
+    add_strategy_arguments(ap)
     args = ap.parse_args(argv)
+    rs = recipe_strategy(ap, args, allowed=("mirrored", "tpu"), batches=[args.batch_size],
+                         why="its wall-time budget would stop each worker at its own step")
+    batch, lr = rs.batch(args.batch_size), args.lr * rs.lr_factor
     os.makedirs(args.run_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
 
@@ -83,7 +88,7 @@ def main(argv=None):
     waves = list(waves) + [audio.read_wav(p, sample_rate=RATE)[0] for p in args.wav]
     cut = int(0.9 * len(waves))
     train_w, val_w = waves[:cut], waves[cut:]
-    train = audio.audio_dataset(train_w, args.seq_len, args.batch_size, per_wave=16, seed=args.seed)
+    train = audio.audio_dataset(train_w, args.seq_len, batch, per_wave=16, seed=args.seed)
     val_x, val_y = audio.audio_windows(val_w, args.seq_len, per_wave=4, seed=args.seed + 1)
     print(f"audio: {len(train_w)} train / {len(val_w)} held-out waveforms at {RATE} Hz")
 
@@ -93,14 +98,16 @@ def main(argv=None):
           f"μ-law histogram of the training audio: entropy {marg_entropy / math.log(2):.3f} bits, "
           f"on the held-out targets {marg_val:.4f} nats = {marg_val / math.log(2):.3f} bits/sample")
 
-    model = kerasvk.build(
-        "wavenet", residual_channels=args.channels, skip_channels=2 * args.channels,
-        max_dilation=args.max_dilation, num_stacks=args.stacks, sample_rate=RATE,
-    )
+    with rs.scope():  # built and compiled under --strategy
+        model = kerasvk.build(
+            "wavenet", residual_channels=args.channels, skip_channels=2 * args.channels,
+            max_dilation=args.max_dilation, num_stacks=args.stacks, sample_rate=RATE,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0))
+    rs.prepare(model, train)
     print(f"receptive field {model.receptive_field} samples ({1000 * model.receptive_field / RATE:.0f} ms), "
           f"{model.count_params():,} parameters")
-    model.compile(optimizer=keras.optimizers.Adam(args.lr, clipnorm=1.0))
-    budget = TimeBudget(60 * args.minutes, args.lr)
+    budget = TimeBudget(60 * args.minutes, lr)
     t0 = time.perf_counter()
     hist = model.fit(train.repeat(), epochs=10_000, steps_per_epoch=50, callbacks=[budget], verbose=2)
     seconds = time.perf_counter() - t0

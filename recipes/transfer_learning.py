@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 
 import kerasvk  # noqa: E402
 from kerasvk.data import load, load_arrays  # noqa: E402
+from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
 from kerasvk.training.transfer import fine_tune, trainable_summary, transfer_classifier  # noqa: E402
 
 SEED = 0
@@ -45,46 +46,59 @@ L2SP = 1e-3
 CUT_AT = "c5_conv"  # keep C1-S4 (generic strokes); C5 is specific to the source classes
 
 
-def compile_(model, lr):
-    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+def compile_(model, lr, rs=NO_STRATEGY, data=None):
+    """Compile (in ``rs``'s scope, the rate scaled with the global batch) and prepare ``fit`` on ``data``."""
+    with rs.scope():
+        model.compile(keras.optimizers.Adam(lr * rs.lr_factor), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return rs.prepare(model, data)
 
 
 def test_accuracy(model, data):
     return model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
 
 
-def main(shots=SHOTS):
+def run(shots=SHOTS, rs=NO_STRATEGY):
+    """The comparison; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``: every
+    model is built, compiled and trained in its scope)."""
     keras.utils.set_random_seed(SEED)
     t0 = time.time()
     x, y, _ = load_arrays("digits")  # 1,797 digits, 32×32×1 uint8
-    src = load((x[y < 5], y[y < 5]), batch_size=64, val_split=0.1, test_split=0.2, seed=SEED)
+    src = load((x[y < 5], y[y < 5]), batch_size=rs.batch(64), val_split=0.1, test_split=0.2, seed=SEED)
     n_per_class = np.bincount(y[y >= 5] - 5).min()
     tgt = load(
         (x[y >= 5], y[y >= 5] - 5), class_names=[str(d) for d in range(5, 10)],
-        batch_size=16, val_split=0.0, test_split=1 - (shots + 0.5) / n_per_class, seed=SEED,
+        batch_size=rs.batch(16), val_split=0.0, test_split=1 - (shots + 0.5) / n_per_class, seed=SEED,
     )
+    for d in (src, tgt):
+        d.train, d.val, d.test = (rs.shard(s) for s in (d.train, d.val, d.test))
     print(f"source digits 0-4: {src.counts}; target digits 5-9: {tgt.counts}")
 
     # Pre-training on the source task
-    pretrained = compile_(kerasvk.build("lenet5", num_classes=5, activation="relu", subsampling="max"), 1e-3)
+    with rs.scope():
+        pretrained = kerasvk.build("lenet5", num_classes=5, activation="relu", subsampling="max")
+    compile_(pretrained, 1e-3, rs, src.train)
     pretrained.fit(src.train, validation_data=src.val, epochs=15, verbose=0)
     src_acc = test_accuracy(pretrained, src)
 
     rows = []
     # 1. From scratch
-    scratch = compile_(kerasvk.build("lenet5", num_classes=5, activation="relu", subsampling="max"), 1e-3)
+    with rs.scope():
+        scratch = kerasvk.build("lenet5", num_classes=5, activation="relu", subsampling="max")
+    compile_(scratch, 1e-3, rs, tgt.train)
     scratch.fit(tgt.train, epochs=80, verbose=0)
     rows.append(("from scratch", trainable_summary(scratch)["trainable"], test_accuracy(scratch, tgt)))
 
     # 2. Feature extraction: frozen encoder, new head
-    model = compile_(transfer_classifier(pretrained, 5, cut_at=CUT_AT, pooling="flatten", name="lenet5_transfer"), 1e-2)
+    with rs.scope():
+        model = transfer_classifier(pretrained, 5, cut_at=CUT_AT, pooling="flatten", name="lenet5_transfer")
+    compile_(model, 1e-2, rs, tgt.train)
     model.fit(tgt.train, epochs=80, verbose=0)
     rows.append(("frozen encoder + new head", trainable_summary(model)["trainable"], test_accuracy(model, tgt)))
 
     # 3. Fine-tuning all blocks with L2-SP toward the pre-trained weights
-    blocks = fine_tune(model, "all", l2sp=L2SP)
-    compile_(model, 1e-3)
+    with rs.scope():
+        blocks = fine_tune(model, "all", l2sp=L2SP)
+    compile_(model, 1e-3, rs, tgt.train)
     model.fit(tgt.train, epochs=40, verbose=0)
     rows.append((f"fine-tune {'+'.join(blocks)} + L2-SP λ={L2SP:g}", trainable_summary(model)["trainable"],
                  test_accuracy(model, tgt)))
@@ -97,7 +111,13 @@ def main(shots=SHOTS):
     print(f"\n({time.time() - t0:.0f} s)")
 
 
-if __name__ == "__main__":
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shots", type=int, default=SHOTS, help="labelled target images per class")
-    main(parser.parse_args().shots)
+    add_strategy_arguments(parser)
+    args = parser.parse_args(argv)
+    run(args.shots, recipe_strategy(parser, args, batches=[64, 16]))
+
+
+if __name__ == "__main__":
+    main()

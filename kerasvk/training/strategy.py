@@ -57,8 +57,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
@@ -394,3 +396,100 @@ def prepare_fit(model, data_spec) -> None:
     model.make_train_function = types.MethodType(make_train_function, model)
     model.make_test_function = types.MethodType(make_test_function, model)
     model.train_function = model.test_function = None
+
+
+# ------------------------------------------------------------------------------------ recipes with their own fit
+def strategy_scope(dist):
+    """``dist.scope()`` (a ``tf.distribute.Strategy`` or a ``keras.distribution``), or no scope for ``None``."""
+    return dist.scope() if dist is not None else nullcontext()
+
+
+def array_spec(*arrays):
+    """The ``element_spec`` a batched dataset of these arrays would have (for :func:`prepare_fit` when ``fit``
+    takes NumPy arrays)."""
+    import tensorflow as tf
+
+    specs = tuple(tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in arrays)
+    return specs[0] if len(specs) == 1 else specs
+
+
+@dataclass
+class RecipeStrategy:
+    """``--strategy`` for a recipe that builds, compiles and fits its own models (see :func:`recipe_strategy`)."""
+
+    name: str
+    dist: object
+    replicas: int
+    batch_scaling: str
+
+    @property
+    def chief(self) -> bool:
+        """Whether this process writes the recipe's files (always, except a non-chief multi-worker process)."""
+        return is_chief(self.dist)
+
+    @property
+    def lr_factor(self) -> float:
+        return lr_factor(self.replicas, self.batch_scaling)
+
+    def batch(self, batch_size) -> int:
+        """The global batch for ``batch_size`` (``ValueError`` where it does not split over the replicas)."""
+        return batch_sizes(batch_size, self.replicas, self.batch_scaling)[0]
+
+    def scope(self):
+        """Build and compile models inside this block."""
+        return strategy_scope(self.dist)
+
+    def shard(self, dataset):
+        """``dataset`` with ``AutoShardPolicy.DATA`` under a strategy (in-memory data), else as is."""
+        return shard_by_data(dataset) if self.dist is not None else dataset
+
+    def prepare(self, model, data=None):
+        """:func:`prepare_fit` after ``compile`` (a no-op without a strategy); ``data``: the training dataset,
+        its ``element_spec`` or :func:`array_spec` of the arrays ``fit`` gets."""
+        if self.dist is not None:
+            prepare_fit(model, getattr(data, "element_spec", data))
+        return model
+
+
+NO_STRATEGY = RecipeStrategy("default", None, 1, "global")  # a recipe's functions called without --strategy
+
+
+def check_recipe_strategy(parser, args, *, allowed=STRATEGIES, why="", scaling=BATCH_SCALING):
+    """The cheap checks of :func:`recipe_strategy` (nothing made; ``TF_CONFIG`` read for ``multiworker``),
+    for a recipe that hands ``args.strategy`` to ``train``: one line and exit code 2 when refused.
+    Returns the strategy's name."""
+    name = args.strategy or "default"
+    try:
+        allowed = ("default", *(s for s in allowed if s != "default"))
+        if name not in allowed:
+            raise ValueError(f"--strategy {name} is not supported by this recipe{' (' + why + ')' if why else ''}. "
+                             f"Allowed: {', '.join(allowed)}.")
+        if args.batch_scaling not in scaling:
+            raise ValueError(f"--batch-scaling {args.batch_scaling} is not supported by this recipe (its learning "
+                             f"rates are fixed). Allowed: {', '.join(scaling)}.")
+        check_strategy(name, args.batch_scaling)
+    except ValueError as e:
+        print(f"{parser.prog}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return name
+
+
+def recipe_strategy(parser, args, *, allowed=STRATEGIES, batches=(), why="", scaling=BATCH_SCALING):
+    """Resolve ``args.strategy``/``args.batch_scaling`` (from :func:`add_strategy_arguments`) for a recipe.
+
+    ``allowed``: the strategies this recipe supports (``default`` always is; ``why`` says why others are
+    not); ``scaling``: the ``--batch-scaling`` values it supports; ``batches``: the recipe's batch sizes,
+    checked against the replica count before anything is loaded. A refused choice or a bad batch prints one
+    line (``PROG: error: ...``) and exits with code 2. Build and compile in ``.scope()``, call
+    ``.prepare(model, train_data)`` after each ``compile``, write files only ``if .chief``.
+    """
+    name = check_recipe_strategy(parser, args, allowed=allowed, why=why, scaling=scaling)
+    try:
+        dist = resolve_strategy(name)
+        rs = RecipeStrategy(name, dist, num_replicas(dist), args.batch_scaling)
+        for b in batches:
+            rs.batch(b)
+    except ValueError as e:
+        print(f"{parser.prog}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return rs
