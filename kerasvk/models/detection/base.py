@@ -63,6 +63,16 @@ def set_batchnorm_momentum(model, momentum=BN_MOMENTUM):
         stack.extend(getattr(layer, "layers", None) or [])
 
 
+def backbone_options(backbone, backbone_kwargs) -> dict:
+    """A copy of ``backbone_kwargs``, or the detectors' default options for ``backbone`` when None
+    (``DEFAULT_BACKBONE_KWARGS``); ``ValueError`` when it is not a dict."""
+    if backbone_kwargs is None:
+        return dict(DEFAULT_BACKBONE_KWARGS.get(backbone, {}))
+    if not isinstance(backbone_kwargs, dict):
+        raise ValueError(f"backbone_kwargs must be None or a dict. Received: backbone_kwargs={backbone_kwargs!r}")
+    return dict(backbone_kwargs)
+
+
 def check_backbone(backbone, levels, model="detector"):
     """The registry spec of ``backbone``, a registered model with (at least) pyramid ``levels``; else a
     ``ValueError`` naming ``backbone`` and listing the registered models that have those levels (the

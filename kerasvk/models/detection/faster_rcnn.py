@@ -45,10 +45,10 @@ from kerasvk.layers.replicas import scale_loss
 from kerasvk.layers.roi_align import RoIAlign
 from kerasvk.models.detection import anchors as anchor_lib
 from kerasvk.models.detection.base import (
-    DEFAULT_BACKBONE_KWARGS,
     NMS_DEFAULTS,
     PAD_LABEL,
     Detector,
+    backbone_options,
     check_backbone,
     check_nms_options,
     example_inputs,
@@ -284,11 +284,7 @@ class FasterRCNN(Detector, keras.Model):
         **kwargs,
     ):
         model_name = type(self).__name__
-        if backbone_kwargs is None:
-            backbone_kwargs = DEFAULT_BACKBONE_KWARGS.get(backbone, {})
-        if not isinstance(backbone_kwargs, dict):
-            raise ValueError(f"backbone_kwargs must be None or a dict. Received: backbone_kwargs={backbone_kwargs!r}")
-        backbone_kwargs = dict(backbone_kwargs)
+        backbone_kwargs = backbone_options(backbone, backbone_kwargs)
         shape = _validate(model_name, input_shape, num_classes, class_names, backbone, anchor_sizes, aspect_ratios, [
             ("fpn_filters", fpn_filters, 1), ("rpn_pre_nms_topk", rpn_pre_nms_topk, 1),
             ("num_proposals", num_proposals, 1), ("rpn_batch_size", rpn_batch_size, 1),

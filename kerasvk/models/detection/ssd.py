@@ -34,9 +34,9 @@ from keras import ops
 from kerasvk.layers.blocks import conv_bn_act
 from kerasvk.models.detection import anchors as anchor_lib
 from kerasvk.models.detection.base import (
-    DEFAULT_BACKBONE_KWARGS,
     NMS_DEFAULTS,
     Detector,
+    backbone_options,
     set_batchnorm_momentum,
     check_backbone,
     check_nms_options,
@@ -194,11 +194,7 @@ class SSD(Detector, keras.Model):
         name="ssd",
         **kwargs,
     ):
-        if backbone_kwargs is None:
-            backbone_kwargs = DEFAULT_BACKBONE_KWARGS.get(backbone, {})
-        if not isinstance(backbone_kwargs, dict):
-            raise ValueError(f"backbone_kwargs must be None or a dict. Received: backbone_kwargs={backbone_kwargs!r}")
-        backbone_kwargs = dict(backbone_kwargs)
+        backbone_kwargs = backbone_options(backbone, backbone_kwargs)
         shape, levels, strides = _validate(
             input_shape, num_classes, class_names, backbone, levels, extra_levels, head, neck,
             min_scale, max_scale, anchor_sizes, aspect_ratios, neg_pos_ratio, box_loss_weight,

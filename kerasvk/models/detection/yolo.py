@@ -46,18 +46,18 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasvk.layers.replicas import scale_loss
 from kerasvk.models.detection.base import (
-    DEFAULT_BACKBONE_KWARGS,
     NMS_DEFAULTS,
     PAD_LABEL,
     Detector,
+    backbone_options,
     check_backbone,
     check_nms_options,
     example_inputs,
     set_batchnorm_momentum,
 )
 from kerasvk.models.detection.neck import BLOCKS, BN_MOMENTUM, pan_fpn
-from kerasvk.layers.replicas import scale_loss
 from kerasvk.registry import PYRAMID_LEVELS, variant
 from kerasvk.registry import backbone as build_backbone
 
@@ -323,7 +323,7 @@ class YOLO(Detector, keras.Model):
         shape, levels = _validate(input_shape, num_classes, backbone, backbone_kwargs, neck_width, neck_depth,
                                   neck_block, head_width, reg_max, class_names, score_threshold, iou_threshold,
                                   max_detections, topk, alpha, beta, loss_weights, levels)
-        backbone_kwargs = dict(DEFAULT_BACKBONE_KWARGS.get(backbone, {}) if backbone_kwargs is None else backbone_kwargs)
+        backbone_kwargs = backbone_options(backbone, backbone_kwargs)
         features_model = build_backbone(backbone, input_shape=shape, levels=levels, **backbone_kwargs)
         images = keras.Input(shape, name="images")
         features = pan_fpn(features_model(images), width=int(neck_width), depth=int(neck_depth), block=neck_block)
