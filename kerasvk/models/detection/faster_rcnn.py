@@ -43,6 +43,7 @@ from keras import ops
 
 from kerasvk.layers.replicas import scale_loss
 from kerasvk.layers.roi_align import RoIAlign
+from kerasvk.models.checks import check_int, check_number, is_int, is_number
 from kerasvk.models.detection import anchors as anchor_lib
 from kerasvk.models.detection.base import (
     NMS_DEFAULTS,
@@ -54,7 +55,6 @@ from kerasvk.models.detection.base import (
     example_inputs,
     set_batchnorm_momentum,
 )
-from kerasvk.models.checks import check_int, check_number
 from kerasvk.models.detection.neck import fpn
 from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, variant
 
@@ -64,14 +64,6 @@ BOX_LOSSES = ("smooth_l1", "giou")
 RPN_VARIANCE = (1.0, 1.0, 1.0, 1.0)
 RCNN_VARIANCE = (0.1, 0.1, 0.2, 0.2)
 _DELTA_CLIP = math.log(1000.0 / 16.0)  # torchvision's bound on decoded log-size offsets
-
-
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_num(v):
-    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
 
 
 # ----- box coding (broadcasting, both sides any batch shape) ---------------------------------------
@@ -214,7 +206,7 @@ class RPNProposals(keras.layers.Layer):
 def _validate(name, shape, num_classes, class_names, backbone, anchor_sizes, aspect_ratios, options):
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else None
     top = STRIDES[-1]
-    if shape is None or len(shape) != 3 or not all(_is_int(d) and d >= 1 for d in shape) or shape[2] != 3:
+    if shape is None or len(shape) != 3 or not all(is_int(d) and d >= 1 for d in shape) or shape[2] != 3:
         raise ValueError(f"{name} input_shape must be (height, width, 3). Received: input_shape={shape!r}")
     h, w = shape[:2]
     if h < top or w < top or h % top or w % top:
@@ -223,7 +215,7 @@ def _validate(name, shape, num_classes, class_names, backbone, anchor_sizes, asp
             f"levels {', '.join(LEVELS)}: strides {STRIDES}) and at least {top}, e.g. 64, 128, 256. "
             f"Received: input_shape={shape}"
         )
-    if not _is_int(num_classes) or num_classes < 1:
+    if not is_int(num_classes) or num_classes < 1:
         raise ValueError(f"num_classes must be an integer >= 1 (background is added). Received: num_classes={num_classes!r}")
     if class_names is not None:
         names = list(class_names)
@@ -232,18 +224,17 @@ def _validate(name, shape, num_classes, class_names, backbone, anchor_sizes, asp
                              f"Received: class_names={class_names!r}")
     check_backbone(backbone, LEVELS, name)
     sizes = tuple(anchor_sizes) if isinstance(anchor_sizes, (tuple, list)) else ()
-    if len(sizes) != len(LEVELS) or not all(_is_num(s) and s > 0 for s in sizes):
+    if len(sizes) != len(LEVELS) or not all(is_number(s) and s > 0 for s in sizes):
         raise ValueError(f"anchor_sizes must be one positive pixel size per level {LEVELS}. "
                          f"Received: anchor_sizes={anchor_sizes!r}")
     ratios = tuple(aspect_ratios) if isinstance(aspect_ratios, (tuple, list)) else ()
-    if not ratios or not all(_is_num(r) and r > 0 for r in ratios):
+    if not ratios or not all(is_number(r) and r > 0 for r in ratios):
         raise ValueError(f"aspect_ratios must be positive numbers (width/height). Received: aspect_ratios={aspect_ratios!r}")
     for key, value, low in options:
         if low == "fraction":
-            if not _is_num(value) or not 0.0 < value <= 1.0:
-                raise ValueError(f"{key} must be a number in (0, 1]. Received: {key}={value!r}")
-        elif not _is_int(value) or value < low:
-            raise ValueError(f"{key} must be an integer >= {low}. Received: {key}={value!r}")
+            check_number(key, value, 0, 1, low_open=True)
+        else:
+            check_int(key, value, low)
     return shape
 
 

@@ -27,8 +27,9 @@ import numpy as np
 from keras import ops
 
 from kerasvk.layers.roi_align import RoIAlign, interpolation_weights
+from kerasvk.models.checks import check_int, check_number
 from kerasvk.models.detection.base import example_inputs
-from kerasvk.models.detection.faster_rcnn import LEVELS, TRAIN_RECIPE, FasterRCNN, _TINY, _is_int
+from kerasvk.models.detection.faster_rcnn import LEVELS, TRAIN_RECIPE, FasterRCNN, _TINY
 
 MASK_TRAIN_RECIPE = {**TRAIN_RECIPE, "epochs": 8}  # the measured recipe (README "Detection")
 from kerasvk.registry import variant
@@ -92,10 +93,8 @@ class MaskRCNN(FasterRCNN):
                  max_detections=50, name="mask_rcnn", **kwargs):
         for key, v, low in (("mask_roi_size", mask_roi_size, 1), ("mask_filters", mask_filters, 1),
                             ("mask_convs", mask_convs, 0)):
-            if not _is_int(v) or v < low:
-                raise ValueError(f"{key} must be an integer >= {low}. Received: {key}={v!r}")
-        if isinstance(mask_threshold, bool) or not isinstance(mask_threshold, (int, float)) or not 0 < mask_threshold < 1:
-            raise ValueError(f"mask_threshold must be a number in (0, 1). Received: mask_threshold={mask_threshold!r}")
+            check_int(key, v, low)
+        check_number("mask_threshold", mask_threshold, 0, 1, low_open=True, high_open=True)
         super().__init__(max_detections=max_detections, name=name, **kwargs)
         self.mask_roi_size = int(mask_roi_size)
         self.mask_size = 2 * self.mask_roi_size

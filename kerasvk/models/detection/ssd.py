@@ -32,6 +32,8 @@ import numpy as np
 from keras import ops
 
 from kerasvk.layers.blocks import conv_bn_act
+from kerasvk.layers.replicas import scale_loss
+from kerasvk.models.checks import is_int
 from kerasvk.models.detection import anchors as anchor_lib
 from kerasvk.models.detection.base import (
     NMS_DEFAULTS,
@@ -42,23 +44,18 @@ from kerasvk.models.detection.base import (
     check_nms_options,
     example_inputs,
 )
-from kerasvk.layers.replicas import scale_loss
 from kerasvk.registry import PYRAMID_LEVELS, backbone as make_backbone, variant
 
 HEADS = ("conv", "separable")
 NECKS = (None, "fpn")
 _DELTA_CLIP = math.log(1000.0 / 16.0)  # torchvision's bound on decoded log-size offsets
 
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 def _validate(input_shape, num_classes, class_names, backbone, levels, extra_levels, head, neck,
               min_scale, max_scale, anchor_sizes, aspect_ratios, neg_pos_ratio, box_loss_weight):
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or not all(_is_int(d) and d >= 1 for d in shape) or shape[2] != 3:
+    if shape is None or len(shape) != 3 or not all(is_int(d) and d >= 1 for d in shape) or shape[2] != 3:
         raise ValueError(f"SSD input_shape must be (height, width, 3). Received: input_shape={input_shape!r}")
-    if not _is_int(num_classes) or num_classes < 1:
+    if not is_int(num_classes) or num_classes < 1:
         raise ValueError(f"num_classes must be an integer >= 1 (background is added). Received: num_classes={num_classes!r}")
     if class_names is not None:
         names = list(class_names)
@@ -71,7 +68,7 @@ def _validate(input_shape, num_classes, class_names, backbone, levels, extra_lev
     if not lv or any(v not in PYRAMID_LEVELS for v in lv) or len(set(lv)) != len(lv):
         raise ValueError(f"levels must be distinct pyramid levels of {', '.join(PYRAMID_LEVELS)}. Received: levels={levels!r}")
     lv = tuple(sorted(lv, key=PYRAMID_LEVELS.get))
-    if not _is_int(extra_levels) or extra_levels < 0:
+    if not is_int(extra_levels) or extra_levels < 0:
         raise ValueError(f"extra_levels must be an integer >= 0. Received: extra_levels={extra_levels!r}")
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}. Received: head={head!r}")
