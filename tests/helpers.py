@@ -51,6 +51,27 @@ def compile_for_test(spec, model):
     build_optimizer(model)  # its variables made here: the train step is traced once, not twice
 
 
+def assert_independent_initialization(model, prefix=16):
+    """No two randomly initialised weights of a fresh ``model`` start with the same ``prefix`` values.
+
+    A keras initializer created once with ``seed=None`` holds a fixed integer seed and returns the same
+    draws at every call: shared between layers (a module-level ``kernel_initializer``), every weight of one
+    shape starts identical — and a weight of another shape starts with the same leading values — whatever
+    ``keras.utils.set_random_seed`` says. Constant weights (biases, BatchNorm statistics) are skipped.
+    """
+    seen = {}
+    for w in model.weights:
+        v = np.asarray(w.numpy()).ravel()
+        if v.size < prefix or not np.issubdtype(v.dtype, np.floating) or np.ptp(v) == 0:
+            continue
+        key = v[:prefix].tobytes()
+        assert key not in seen, (
+            f"{model.name}: weights {seen[key]!r} and {w.path!r} start with the same {prefix} values: "
+            "one initializer instance with a fixed seed was shared between them"
+        )
+        seen[key] = w.path
+
+
 def check_model(name, tmp_path, *, train=True, **overrides):
     """Run the standard checks on registered model ``name``; return the built model."""
     import keras
@@ -60,6 +81,7 @@ def check_model(name, tmp_path, *, train=True, **overrides):
     if spec.task == "classification":
         kwargs.setdefault("num_classes", 10)
     model = kerasvk.build(name, **kwargs)
+    assert_independent_initialization(model)
     x, y = example_batch(spec, model)
 
     before = outputs_of(model, x)

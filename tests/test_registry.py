@@ -57,12 +57,18 @@ def test_load_model_in_fresh_process_finds_custom_classes(tmp_path):
     model = kerasvk.build("vae", **get_spec("vae").test_kwargs)
     path = tmp_path / "vae.keras"
     model.save(path)
+    # Importing every model module draws no random numbers (a module-level keras initializer does: it
+    # takes its fixed seed from Python's generator), so after set_random_seed the first build in a process
+    # starts from the same weights as every later one.
     code = (
-        "import sys, kerasvk; m = kerasvk.load_model(sys.argv[1]); "
-        "print(type(m).__name__, m.count_params())"
+        "import sys, random, numpy as np, keras; keras.utils.set_random_seed(0); "
+        "state = lambda: (random.getstate(), np.random.get_state()[1].tobytes()); before = state(); "
+        "import kerasvk, kerasvk.registry as r; r._load_all(); print('rng-untouched', state() == before); "
+        "m = kerasvk.load_model(sys.argv[1]); print(type(m).__name__, m.count_params())"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "rng-untouched True" in out.stdout, out.stdout
     assert out.stdout.split()[-2:] == [type(model).__name__, str(model.count_params())]
     with pytest.raises(FileNotFoundError, match="No model file"):
         kerasvk.load_model(tmp_path / "missing.keras")

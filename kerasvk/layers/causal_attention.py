@@ -26,10 +26,16 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         self.dim = int(dim)
 
     def build(self, input_shape):
-        init = keras.initializers.RandomNormal(stddev=0.02)
-        self.token_embeddings = self.add_weight(name="token_embeddings", shape=(self.vocab_size, self.dim), initializer=init)
+        # one initializer each: a shared instance holds one seed, and the position table would repeat the
+        # token table's first rows
+        def init():
+            return keras.initializers.RandomNormal(stddev=0.02)
+
+        self.token_embeddings = self.add_weight(
+            name="token_embeddings", shape=(self.vocab_size, self.dim), initializer=init()
+        )
         self.position_embeddings = self.add_weight(
-            name="position_embeddings", shape=(self.max_length, self.dim), initializer=init
+            name="position_embeddings", shape=(self.max_length, self.dim), initializer=init()
         )
 
     def call(self, inputs, reverse=False):

@@ -64,9 +64,12 @@ EFFICIENTNET_VARIANTS = {
     "b7": (2.0, 3.1, 600, 0.5),
 }
 
-CONV_KERNEL_INITIALIZER = keras.initializers.VarianceScaling(
-    2.0, mode="fan_out", distribution="truncated_normal"
-)
+# A config, not an instance (as keras.applications): each layer makes its own initializer. One shared instance
+# holds one fixed seed, so every kernel of a shape would start identical, whatever set_random_seed says.
+CONV_KERNEL_INITIALIZER = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"},
+}
 
 
 def mbconv_block(
