@@ -1,10 +1,12 @@
 """The model side of the uint8 input path: image batches are scaled to float32 [0, 1] in the train step.
 
-With ``kerasvk.data.load(..., train_dtype="uint8")`` training batches leave ``tf.data`` as uint8 (a
-quarter of the bytes of float32 to produce, hand over and copy to the accelerator); the model's compiled
-train/test/predict steps then scale them with the same ``cast · 1/255`` the host pipeline's ``to_float``
-applies, on the device, so the numbers are those of the float32 path (a test checks the weights after a
-few steps). Batches that are already float pass through unchanged (validation/test splits stay float32).
+``kerasvk train`` uses it for classifiers, VAEs and GANs (their custom train steps and ``compute_loss`` get
+the scaled batch). With ``kerasvk.data.load(..., train_dtype="uint8")`` training batches leave ``tf.data``
+as uint8 (a quarter of the bytes of float32 to produce, hand over and copy to the accelerator); the model's
+compiled train/test/predict steps then scale them with the same ``cast · 1/255`` the host pipeline's
+``to_float`` applies, on the device, so the numbers are those of the float32 path (tests check the weights
+after a few steps). Batches that are already float pass through unchanged (validation/test splits stay
+float32).
 
 Done in the step rather than with a layer at the model input so the saved model is unchanged: it takes
 float32 images in [0, 1], and its export keeps ``serving_default`` (float32) and ``serving_uint8``

@@ -340,7 +340,8 @@ class GenerativeTask(Task):
     def load(self, spec, source, opts, seed, model_kwargs):
         image_size = opts.get("image_size") or (spec.default_input_shape or (32, 32, 1))[:2]
         channels = opts.get("channels") or (model_kwargs or {}).get("input_shape", spec.default_input_shape or (0, 0, None))[2]
-        ds = _image_data(source, opts, seed, image_size=image_size, channels=channels)
+        # uint8 training batches: scaled to [0, 1] in the train step, on the device (training/device_input.py)
+        ds = _image_data(source, opts, seed, image_size=image_size, channels=channels, train_dtype="uint8")
         return self._wrap(spec, ds, source, opts)
 
     def load_from_config(self, config, source, opts):
