@@ -164,6 +164,13 @@ def test_an_unfinished_run_is_resumed_only_by_its_own_settings(tmp_path, capsys)
     assert "holds an unfinished run (backup/ after epoch 1) made with other settings (model_kwargs:" in err
     assert "Rerun its own command to resume it" in err and "\n" not in err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing written
+    # a run started by an older kerasvk (its run.json lacks keys this version records): said so, not "other settings"
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k not in ("input_dtype", "precision")}))
+    assert main([a.replace("dense_units=8", "dense_units=4") for a in argv]) == 2  # its own command
+    err = capsys.readouterr().err.strip()
+    assert "started by an older kerasvk: its run.json lacks input_dtype, precision" in err and "\n" not in err, err
+    (run / "run.json").write_bytes(before[run / "run.json"])
     report = train("simple_cnn", "patterns:classes=5,count=40", out=run, **{**kw, "epochs": 3})  # more epochs: fine
     assert _attempts(run) == [0, 1] and report["epochs_run"] == 3 and "resumed_after_epoch" not in report
 

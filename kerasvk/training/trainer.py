@@ -457,11 +457,18 @@ def check_resumable(out, config) -> None:
     now = json.loads(json.dumps(config, default=io.json_default))
     keys = sorted(set(before) | set(now), key=lambda k: (k not in ("model", "data", "model_kwargs"), k))
     differ = [k for k in keys if k not in RESUME_MAY_CHANGE and before.get(k) != now.get(k)]
+    epoch = json.loads((out / "backup" / "training_metadata.json").read_text()).get("epoch")
+    if differ and all(k not in before for k in differ):  # the same command; only what this version records is new
+        raise ValueError(
+            f"--out {out} holds an unfinished run (backup/ after epoch {epoch}) started by an older kerasvk: its "
+            f"run.json lacks {', '.join(differ[:4])}{', ...' if len(differ) > 4 else ''}, which this version records "
+            "and trains by, so it cannot continue that run exactly. Finish it with the version that started it, "
+            f"use another --out, or delete {out / 'backup'} to start over."
+        )
     if differ:
         shown = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in differ[:3])
         raise ValueError(
-            f"--out {out} holds an unfinished run (backup/ after epoch "
-            f"{json.loads((out / 'backup' / 'training_metadata.json').read_text()).get('epoch')}) made with other "
+            f"--out {out} holds an unfinished run (backup/ after epoch {epoch}) made with other "
             f"settings ({shown}{'; ...' if len(differ) > 3 else ''}). Rerun its own command to resume it, use "
             f"another --out, or delete {out / 'backup'} to start over."
         )
