@@ -8,6 +8,8 @@ chief or not). ``TASK`` is this process's ``TF_CONFIG`` task index (0 without on
 * ``multiworker``: ``TF_CONFIG`` comes from the environment; afterwards the process also trains
   ``REFERENCE_CASE`` (if given) without a strategy, as ``CASE-default-TASK`` (two workers: each trains one
   reference while the other does too, instead of a third process).
+* ``multiworker-shared``: the same, but every worker is given the same ``--out``,
+  ``RESULTS/run-CASE-multiworker`` (a run folder on storage all workers share: a resumable multi-worker run).
 * ``mirrored2``: a ``MirroredStrategy`` over two logical CPU devices (configured here, before TensorFlow
   initialises its devices); each case but ``classifier_per_replica`` is also trained without a strategy in
   the same process, and
@@ -50,7 +52,7 @@ def arrays(n=48, seed=0):
     return x, y.astype("int64")
 
 
-def run(case, strategy, label, results, task):
+def run(case, strategy, label, results, task, shared=False):
     import keras
 
     from kerasvk.training import train
@@ -64,7 +66,8 @@ def run(case, strategy, label, results, task):
     keras.backend.clear_session()
     kw = dict(CASES[case])
     name = kw.pop("model")
-    train(name, arrays(), out=os.path.join(results, f"run-{case}-{label}-{task}"), seed=0, strategy=strategy,
+    out = os.path.join(results, f"run-{case}-{label}" if shared else f"run-{case}-{label}-{task}")
+    train(name, arrays(), out=out, seed=0, strategy=strategy,
           callbacks=[SaveWeights()], verbose=0, val_split=0.25, test_split=0.25, **kw)
 
 
@@ -96,7 +99,8 @@ def main(argv):
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    if strategy == "multiworker":  # joined before any TensorFlow op runs (collective ops start with it)
+    shared = strategy == "multiworker-shared"
+    if strategy.startswith("multiworker"):  # joined before any TensorFlow op runs (collectives start with it)
         from kerasvk.training.strategy import resolve_strategy
 
         strategy = resolve_strategy("multiworker")
@@ -113,7 +117,7 @@ def main(argv):
         cli_batch_check(results)
         return
     for case in cases.split(","):
-        run(case, strategy, "multiworker", results, task)
+        run(case, strategy, "multiworker", results, task, shared=shared)
     for case in reference:
         run(case, None, "default", results, task)
 

@@ -122,6 +122,88 @@ def test_multiworker_fit_two_processes_match_one(tmp_path):
     assert not list(scratch.iterdir()), "a worker left its temporary run folder behind"
 
 
+def _run_killed_group(commands, envs, grace=15.0):
+    """Start every command (each SIGKILLs itself after the same step); once one has ended, the others get
+    ``grace`` seconds to end too (a peer left waiting in a collective is killed). Returns the exit codes."""
+    procs = []
+    try:
+        for cmd, env in zip(commands, envs):
+            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + TIMEOUT
+        while all(p.poll() is None for p in procs):
+            if time.monotonic() > deadline:
+                pytest.fail(f"no distributed training process ended within {TIMEOUT} s")
+            time.sleep(0.2)
+        end = time.monotonic() + grace
+        while any(p.poll() is None for p in procs) and time.monotonic() < end:
+            time.sleep(0.2)
+        return [p.returncode for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def _cluster_envs(scratch, **extra):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    scratch.mkdir()
+    return [_env(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                 TMPDIR=str(scratch), **extra) for i in range(2)]
+
+
+def test_multiworker_killed_run_resumes_from_the_chiefs_backup(tmp_path):
+    """A 2-worker run with a shared --out, killed during epoch 2 (after the chief's backup of epoch 1), rerun
+    with the same command: both workers restore the chief's backup and skip to the same batch, and the run
+    ends with the weights of an uninterrupted one-process run (so of an uninterrupted 2-worker run too)."""
+    from kerasvk.training.callbacks import KILL_ENV
+
+    command = [sys.executable, str(WORKER), "multiworker-shared", str(tmp_path), "classifier"]
+    # 24 training images, batch 8: 3 steps an epoch; both workers SIGKILL themselves after step 4
+    codes = _run_killed_group([command, command], _cluster_envs(tmp_path / "tmp-killed", **{KILL_ENV: "4"}))
+    assert codes[0] != 0, "the chief was not killed"
+    run = tmp_path / "run-classifier-multiworker"
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    scratch = tmp_path / "tmp"
+    _run_group([command, [*command, "classifier"]], _cluster_envs(scratch))  # worker 1 also trains the reference
+    attempts = json.loads((run / "attempts.json").read_text())["attempts"]
+    assert [a["resumed_after_epoch"] for a in attempts] == [0, 1], attempts
+    assert len(json.loads((run / "history.json").read_text())["loss"]) == 2
+    assert not (run / "backup").exists(), "the finished run kept its backup"
+    w0, w1 = _weights(tmp_path / "classifier-multiworker-0.npz"), _weights(tmp_path / "classifier-multiworker-1.npz")
+    assert _max_diff(w0, w1) <= 1e-6, "the resumed workers diverged"
+    assert _max_diff(w0, _weights(tmp_path / "classifier-default-1.npz")) <= ATOL, "differs from one process"
+    assert not list(scratch.iterdir()), "a worker left its temporary run folder behind"
+
+
+def test_multiworker_workers_that_see_different_backups_refuse_to_start(tmp_path, monkeypatch):
+    """Where a worker cannot see the chief's backup (no shared --out) every worker gets the same rows from the
+    all-gather, so every one raises the same error, naming the cause and the fix, before anything is written."""
+    from kerasvk.training import strategy, trainer
+
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)
+    (run / "backup" / "training_metadata.json").write_text('{"epoch": 1, "weights": "epoch0001.weights.h5"}')
+    chief = trainer.backup_fingerprint(run)
+    assert chief[0] == 1 and chief[1] > 0 and trainer.backup_fingerprint(tmp_path / "none") == (0, 0)
+    monkeypatch.setattr(strategy, "worker_names", lambda dist: ["worker 0", "worker 1"])
+    monkeypatch.setattr(strategy, "is_chief", lambda dist: False)
+    for other, seen in [((0, 0), "worker 1: none"), ((1, 7), "worker 1: another backup after epoch 1")]:
+        monkeypatch.setattr(strategy, "gather_from_workers", lambda dist, values: [(0, *chief), (0, *other)])
+        with pytest.raises(ValueError) as e:
+            trainer.resume_from_chief(None, run, tmp_path / "worker", {})
+        message = str(e.value)
+        assert message.startswith(f"The workers see different backups at {run / 'backup'} (worker 0: the same "
+                                  "backup after epoch 1; "), message
+        assert seen in message and "--out must be a folder on a filesystem every worker sees at the same path" in message
+        assert f"delete {run / 'backup'}" in message and not (tmp_path / "worker").exists()
+    # a worker that refused (e.g. the chief's check_resumable): every other worker stops too
+    monkeypatch.setattr(strategy, "gather_from_workers", lambda dist, values: [(1, 0, 0), (0, *chief)])
+    with pytest.raises(ValueError, match="worker 0 refused to start this run .*nothing was trained on any worker"):
+        trainer.resume_from_chief(None, run, tmp_path / "worker", {})
+
+
 # ----------------------------------------------------------------------------------------- bad input
 TF_CONFIGS = [
     (None, "needs the TF_CONFIG environment variable, which is not set"),

@@ -31,8 +31,12 @@ The rules every strategy follows (README, "Training on several GPUs or machines"
 * **Files.** Only the chief (``task.type == "chief"``, else worker 0) writes the run folder (run.json,
   checkpoints, backup, history, plots, model.keras, metrics.json). The other workers run the same steps —
   saving reads variables that all workers must read together — into a temporary folder that is removed
-  when ``train`` returns or fails. A killed multi-worker run starts over (its backup belongs to the chief
-  alone; resuming needs every worker to restore the same epoch).
+  when ``train`` returns or fails. A killed multi-worker run resumes when ``--out`` is on storage every worker
+  sees at the same path (TensorFlow's model for ``BackupAndRestore``): the workers first check, through one
+  all-gather (:func:`gather_from_workers`), that they all read the same backup there, and each non-chief
+  worker copies it into its own folder (``kerasvk.training.trainer.resume_from_chief``). Workers that see
+  different backups (no shared storage) all stop with one error naming the fix, before anything is trained.
+  On the JAX backend a multi-process run still starts over (no such check there).
 * **Losses.** A model's ``compute_loss``/``train_step`` returns the per-replica mean loss divided by the
   replica count (:func:`kerasvk.layers.replicas.scale_loss`, keras' own convention): gradients are summed
   over replicas, so the update is that of the global batch's mean loss.
@@ -265,6 +269,45 @@ def is_chief(dist) -> bool:
 
         return jax.process_index() == 0
     return True
+
+
+def is_multi_process(dist) -> bool:
+    """Training spans several processes: a multi-worker ``MultiWorkerMirroredStrategy``, or a
+    ``keras.distribution`` over several JAX processes."""
+    if is_multi_worker(dist):
+        return True
+    if dist is not None and not hasattr(dist, "extended"):
+        import jax
+
+        return jax.process_count() > 1
+    return False
+
+
+def worker_names(dist) -> list[str]:
+    """The workers of a multi-worker strategy in the order of :func:`gather_from_workers`: the chief (if the
+    cluster has one), then ``worker 0``, ``worker 1``, ..."""
+    jobs = dist.cluster_resolver.cluster_spec().as_dict()
+    workers = [f"worker {i}" for i in range(len(jobs.get("worker", [])))]
+    return ["chief", *workers] if jobs.get("chief") else workers
+
+
+def gather_from_workers(dist, values) -> list[tuple[int, ...]]:
+    """``values`` (integers) of every worker of a multi-worker strategy, one tuple per worker in
+    :func:`worker_names` order, through one all-gather collective: every worker gets the same list.
+
+    Every worker must call it at the same point (it waits for all of them), as with any collective.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    resolver = dist.cluster_resolver
+    chiefs = len(resolver.cluster_spec().as_dict().get("chief", []))
+    me = 0 if resolver.task_type == "chief" else chiefs + int(resolver.task_id)
+    row = [me, *(int(v) for v in values)]
+    per_replica = dist.experimental_distribute_values_from_function(lambda _: tf.constant([row], tf.int64))
+    table = np.asarray(dist.gather(per_replica, axis=0))  # one row per replica, this worker's among them
+    rows = {int(r[0]): tuple(int(v) for v in r[1:]) for r in table}
+    return [rows[i] for i in sorted(rows)]
 
 
 def batch_sizes(batch_size, replicas, batch_scaling="global") -> tuple[int, int]:

@@ -33,7 +33,8 @@ event file per attempt in each of ``train``/``validation``: TensorBoard reads a 
 run, and their steps are epoch numbers that continue where the backup left off, so the curves are whole.
 Backups are per epoch, not per step interval: see ``RunBackup`` for why keras' ``save_freq=N`` is not bit-exact.
 A diverged run (non-finite loss or weights) raises ``TrainingDiverged`` naming the epoch and step and the
-last finite checkpoint, and saves no model.keras.
+last finite checkpoint, and saves no model.keras. A multi-worker run resumes the same way when ``--out`` is a
+folder every worker sees (shared storage): every worker restores the chief's backup (``resume_from_chief``).
 """
 
 from __future__ import annotations
@@ -474,6 +475,91 @@ def check_resumable(out, config) -> None:
         )
 
 
+# what a non-chief worker copies from the chief's run folder to resume: the record the callbacks continue
+RESUME_RECORD = ("history.json", "training_log.csv", "checkpoints/best.keras", "checkpoints/last.keras")
+
+
+def backup_fingerprint(run_dir) -> tuple[int, int]:
+    """``(epoch, digest)`` of the backup in ``run_dir``: the epochs it restores and a 56-bit hash of its
+    metadata (which names its weight file and records each attempt's timings, so two backups differ);
+    ``(0, 0)`` where this process cannot read one."""
+    import hashlib
+    import json
+
+    meta = Path(run_dir) / "backup" / "training_metadata.json"
+    try:
+        data = meta.read_bytes()
+    except OSError:
+        return 0, 0
+    try:
+        epoch = int(json.loads(data)["epoch"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"The backup {meta} is unreadable ({type(e).__name__}); delete {meta.parent} to "
+                         "start the run over.") from None
+    return epoch, int.from_bytes(hashlib.blake2b(data, digest_size=7).digest(), "big")
+
+
+def resume_from_chief(dist, run_dir, out, config) -> None:
+    """Multi-worker: every worker resumes from the chief's backup in ``run_dir`` (``--out``), or none trains.
+
+    Each worker checks the run folder at ``run_dir`` against ``config`` (``check_resumable``) and reads
+    the backup there; one all-gather then compares what the workers saw. The same backup everywhere: a
+    non-chief worker copies it and the record the callbacks continue (``RESUME_RECORD``) into its own folder
+    ``out``, so every worker restores the same weights, optimizer, RNG and callback state and skips to the
+    same batch. Different backups (a worker cannot see the chief's folder: ``--out`` is not on a filesystem
+    every worker shares) or a refusal on any worker: ``ValueError`` on every worker, before anything is
+    written or trained. Starting over instead would discard the run's completed epochs over a mount.
+    """
+    import json
+
+    run_dir, out = Path(run_dir), Path(out)
+    error, seen = None, (0, 0)
+    try:
+        check_resumable(run_dir, config)
+        seen = backup_fingerprint(run_dir)
+    except ValueError as e:
+        error = e
+    rows = distribution.gather_from_workers(dist, [error is not None, *seen])
+    names = distribution.worker_names(dist)
+    if error is not None:
+        raise error
+    refused = [name for name, row in zip(names, rows) if row[0]]
+    if refused:
+        raise ValueError(f"{', '.join(refused)} refused to start this run (its own error says why); nothing "
+                         "was trained on any worker.")
+    backup = run_dir / "backup"
+    if len({row[1:] for row in rows}) > 1:
+        chief = rows[0][1:]
+
+        def saw(row):
+            if not row[1]:
+                return "none"
+            return f"{'the same' if row[1:] == chief else 'another'} backup after epoch {row[1]}"
+
+        seen_by = "; ".join(f"{name}: {saw(row)}" for name, row in zip(names, rows))
+        raise ValueError(
+            f"The workers see different backups at {backup} ({seen_by}). A multi-worker run resumes from the "
+            "chief's backup, which every worker reads: --out must be a folder on a filesystem every worker "
+            f"sees at the same path (shared storage). Rerun with such an --out, or delete {backup} (on every "
+            "machine that has one) to start over."
+        )
+    epoch, digest = rows[0][1:]
+    if not epoch or distribution.is_chief(dist):
+        return
+    data = (backup / "training_metadata.json").read_bytes()
+    meta = json.loads(data)
+    named = [meta.get("weights", "latest.weights.h5"),
+             *(s["arrays"] for s in meta.get("callbacks", {}).values() if s.get("arrays"))]
+    for rel in [*(f"backup/{name}" for name in named), *RESUME_RECORD]:
+        if (run_dir / rel).is_file():
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / rel, out / rel)
+    io.write_bytes(out / "backup" / "training_metadata.json", data)  # last: it names the files above
+    if backup_fingerprint(out) != (epoch, digest):
+        raise ValueError(f"The chief's backup at {backup} changed while this worker copied it (another run "
+                         "writing the same --out?); rerun the command on every worker.")
+
+
 def write_csv_log(history, path) -> Path:
     """``training_log.csv`` (CSVLogger's layout: epoch, then the sorted keys) from a whole history."""
     from kerasvk.training.callbacks import csv_log_text
@@ -686,7 +772,8 @@ def train(
     ``multiworker``, ``tpu`` or a ``tf.distribute.Strategy``) and ``precision`` (``mixed_float16``/
     ``mixed_bfloat16``) wrap build and compile; ``batch_scaling`` says whether ``batch_size`` is the global
     batch (``"global"``) or each replica's (``"per-replica"``, learning rates × replicas) — see
-    ``kerasvk.training.strategy``. On a multi-worker cluster only the chief writes ``out``. Under a mixed
+    ``kerasvk.training.strategy``. On a multi-worker cluster only the chief writes ``out`` (on storage every
+    worker sees, a killed run resumes: ``resume_from_chief``). Under a mixed
     ``precision`` outputs and losses stay float32; ``mixed_float16`` gets keras' loss scaling and needs a GPU
     (see ``check_precision``). ``jit_compile`` (True/False; None = keras' "auto", off on CPU) is passed to
     ``compile``; run.json records the value the model compiled with.
@@ -751,6 +838,7 @@ def _train(
     if dist is not None and not hasattr(dist, "extended"):
         cleanup.enter_context(dist.scope())  # JAX: keras.distribution applies to build, compile and fit alike
     multi_worker = distribution.is_multi_worker(dist)
+    run_dir = out  # --out: the chief's run folder (multi-worker: every worker reads its backup there)
     out = cleanup.enter_context(distribution.writer_folder(out, dist))  # non-chief workers: a temporary folder
 
     # 2. data, model, optimizer
@@ -807,10 +895,13 @@ def _train(
             "per_replica_batch_size": per_replica_batch} if dist is not None else {}),
         "parameters": int(net.count_params()),
     }
-    check_resumable(out, config)
+    if multi_worker:  # every worker resumes from the chief's backup, or none trains
+        resume_from_chief(dist, run_dir, out, config)
+    else:
+        check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
-    if multi_worker:  # only the chief has a backup: every worker must start at the same epoch, so start over
-        shutil.rmtree(out / "backup", ignore_errors=True)
+    if distribution.is_multi_process(dist) and not multi_worker:  # JAX processes: only the chief has a
+        shutil.rmtree(out / "backup", ignore_errors=True)  # backup, and no agreement here: start over
     io.remove_stale_temporaries(out)  # what a killed write left behind (never where anything is read)
     io.write_json(config, out / "run.json")
 
