@@ -172,13 +172,10 @@ def add_train(p):
     p.add_argument("--l2sp", type=_positive_float, metavar="LAMBDA", help="with --fine-tune top-N|full: L2-SP pull towards the pretrained weights")
     p.add_argument("--set", dest="model_kwargs", action="append", default=[], type=_model_kwarg, metavar="KEY=VALUE",
                    help="builder argument, repeatable (e.g. --set num_layers=2 --set filters=[8,16]; see `kerasvk info MODEL`)")
-    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
-                   help="keras dtype policy; outputs and losses stay float32 (mixed_float16 needs a GPU: "
-                   "on CPU use mixed_bfloat16)")
-    p.add_argument("--jit-compile", action="store_true", default=None,
-                   help="XLA-compile the train step (default: keras' choice, off on CPU)")
+    from kerasvk.training.speed import add_speed_arguments
     from kerasvk.training.strategy import add_strategy_arguments
 
+    add_speed_arguments(p)
     add_strategy_arguments(p)
 
 

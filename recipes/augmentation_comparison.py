@@ -38,11 +38,14 @@ import kerasvk  # noqa: E402
 from kerasvk.data import Augmenter, load  # noqa: E402
 from kerasvk.training import classification_loss_and_metrics  # noqa: E402
 from kerasvk.training.schedules import LearningRateLogger, make_schedule  # noqa: E402
+from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
 
 
-def run(model_name, epochs, seed, *, augment=None, schedule=None, label_smoothing=0.0, lr=2e-3, rs=NO_STRATEGY):
-    """One run; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``)."""
+def run(model_name, epochs, seed, *, augment=None, schedule=None, label_smoothing=0.0, lr=2e-3,
+        rs=NO_STRATEGY, sp=NO_SPEED):
+    """One run; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``), ``sp`` a
+    :class:`~kerasvk.training.speed.RecipeSpeed` (``--precision``, ``--jit-compile``)."""
     keras.utils.set_random_seed(seed)
     batch, lr = rs.batch(64), lr * rs.lr_factor
     data = load(
@@ -58,9 +61,10 @@ def run(model_name, epochs, seed, *, augment=None, schedule=None, label_smoothin
     loss, metrics = classification_loss_and_metrics(
         one_hot=bool(label_smoothing), label_smoothing=label_smoothing
     )
-    with rs.scope():  # built and compiled under --strategy
+    with rs.scope(), sp.policy():  # built and compiled under --strategy and --precision
         model = kerasvk.build(model_name, input_shape=data.input_shape, num_classes=data.num_classes)
-        model.compile(keras.optimizers.Adam(rate), loss, metrics=metrics)
+        model.compile(keras.optimizers.Adam(rate), loss, metrics=metrics, **sp.compile_kwargs)
+    sp.check(model)
     rs.prepare(model, data.train)
     hist = model.fit(
         data.train, validation_data=data.val, epochs=epochs, verbose=0, callbacks=[LearningRateLogger()]
@@ -75,12 +79,15 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     add_strategy_arguments(p)
+    add_speed_arguments(p)
     a = p.parse_args(argv)
+    sp = recipe_speed(p, a)
     rs = recipe_strategy(p, a, batches=[64])
     t0 = time.time()
-    base_acc, _ = run(a.model, a.epochs, a.seed, rs=rs)
-    reg_acc, hist = run(a.model, a.epochs, a.seed, augment="standard", schedule="cosine", label_smoothing=0.1, rs=rs)
-    print(f"{a.model} on digits, {a.epochs} epochs, seed {a.seed}")
+    base_acc, _ = run(a.model, a.epochs, a.seed, rs=rs, sp=sp)
+    reg_acc, hist = run(a.model, a.epochs, a.seed, augment="standard", schedule="cosine", label_smoothing=0.1,
+                        rs=rs, sp=sp)
+    print(f"{a.model} on digits, {a.epochs} epochs, seed {a.seed}; {sp.describe()}")
     print(f"  baseline (no augmentation, constant lr, no smoothing):       test accuracy {base_acc:.4f}")
     print(f"  standard augmentation + cosine(warm-up 2) + smoothing 0.1:   test accuracy {reg_acc:.4f}")
     print(

@@ -59,6 +59,7 @@ import tensorflow as tf  # noqa: E402
 import kerasvk  # noqa: E402
 from kerasvk.data import dataset_arrays, load  # noqa: E402
 from kerasvk.training.distillation import distill  # noqa: E402
+from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
 
 TEMPERATURE = 4.0
@@ -71,16 +72,17 @@ BN_MOMENTUM = 0.9
 LABELS_PER_CLASS = 10
 
 
-def compile_(model, lr=1e-3):
-    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+def compile_(model, lr=1e-3, sp=NO_SPEED):
+    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"],
+                  **sp.compile_kwargs)
+    return sp.check(model)
 
 
-def test_accuracy(model, data):
-    return compile_(model).evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
+def test_accuracy(model, data, sp=NO_SPEED):
+    return compile_(model, sp=sp).evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
 
 
-def train_teacher(data):
+def train_teacher(data, sp=NO_SPEED):
     keras.utils.set_random_seed(0)
     teacher = kerasvk.build("resnet20", input_shape=data.input_shape, num_classes=data.num_classes)
     for layer in teacher.layers:
@@ -90,9 +92,9 @@ def train_teacher(data):
     schedule = keras.optimizers.schedules.CosineDecay(TEACHER_LR, steps)
     teacher.compile(
         keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True), "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        metrics=["accuracy"], **sp.compile_kwargs,
     )
-    teacher.fit(data.train, epochs=TEACHER_EPOCHS, verbose=0)
+    sp.check(teacher).fit(data.train, epochs=TEACHER_EPOCHS, verbose=0)
     return teacher
 
 
@@ -105,17 +107,17 @@ def students(data, seed):
     return a, b
 
 
-def same_labels(teacher, data, seed):
+def same_labels(teacher, data, seed, sp=NO_SPEED):
     scratch, student = students(data, seed)
-    compile_(scratch).fit(data.train, epochs=STUDENT_EPOCHS, verbose=0)
+    compile_(scratch, sp=sp).fit(data.train, epochs=STUDENT_EPOCHS, verbose=0)
     distilled, _ = distill(
         teacher, student, data.train, epochs=STUDENT_EPOCHS, temperature=TEMPERATURE, alpha=ALPHA,
-        optimizer=keras.optimizers.Adam(1e-3),
+        optimizer=keras.optimizers.Adam(1e-3), **sp.compile_kwargs,
     )
-    return test_accuracy(scratch, data), test_accuracy(distilled, data)
+    return test_accuracy(scratch, data, sp), test_accuracy(distilled, data, sp)
 
 
-def few_labels(teacher, data, seed, batch=BATCH):
+def few_labels(teacher, data, seed, batch=BATCH, sp=NO_SPEED):
     x, y = dataset_arrays(data.train)
     rng = np.random.default_rng(seed)
     idx = np.concatenate(
@@ -127,30 +129,32 @@ def few_labels(teacher, data, seed, batch=BATCH):
     unlabelled = unlabelled.shuffle(len(x), seed=seed).batch(batch)
     repeats = -(-len(x) // len(idx))  # the same number of steps as one pass over the whole split
     scratch, student = students(data, seed)
-    compile_(scratch).fit(labelled.repeat(repeats), epochs=STUDENT_EPOCHS, verbose=0)
+    compile_(scratch, sp=sp).fit(labelled.repeat(repeats), epochs=STUDENT_EPOCHS, verbose=0)
     distilled, _ = distill(  # α = 0: soft targets only; the zero labels are never used
         teacher, student, unlabelled, epochs=STUDENT_EPOCHS, temperature=TEMPERATURE, alpha=0.0,
-        optimizer=keras.optimizers.Adam(1e-3),
+        optimizer=keras.optimizers.Adam(1e-3), **sp.compile_kwargs,
     )
-    return test_accuracy(scratch, data), test_accuracy(distilled, data)
+    return test_accuracy(scratch, data, sp), test_accuracy(distilled, data, sp)
 
 
-def run(seeds=(1,), rs=NO_STRATEGY):
+def run(seeds=(1,), rs=NO_STRATEGY, sp=NO_SPEED):
     """The comparison for these student seeds; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy`
-    (``--strategy``: every model is built, compiled and trained in its scope)."""
+    (``--strategy``), ``sp`` a :class:`~kerasvk.training.speed.RecipeSpeed` (``--precision``,
+    ``--jit-compile``): every model is built, compiled and trained in their scopes."""
     t0 = time.time()
     batch = rs.batch(BATCH)
-    with rs.scope():
+    with rs.scope(), sp.policy():
         data = load("digits", batch_size=batch, seed=0)
-        teacher = train_teacher(data)
+        teacher = train_teacher(data, sp)
         t_teacher = time.time() - t0
-        teacher_acc = test_accuracy(teacher, data)
+        teacher_acc = test_accuracy(teacher, data, sp)
         rows = []
         for seed in seeds:
-            rows.append((seed, *same_labels(teacher, data, seed), *few_labels(teacher, data, seed, batch)))
+            rows.append((seed, *same_labels(teacher, data, seed, sp),
+                         *few_labels(teacher, data, seed, batch, sp)))
 
     print(f"digits {data.counts} (8×8 → 32×32×1); teacher resnet20 {teacher.count_params():,} params, "
-          f"{TEACHER_EPOCHS} epochs ({t_teacher:.0f} s): test accuracy {teacher_acc:.3f}")
+          f"{TEACHER_EPOCHS} epochs ({t_teacher:.0f} s): test accuracy {teacher_acc:.3f}; {sp.describe()}")
     student_params = kerasvk.model_info("lenet5")["parameters"]
     print(f"students lenet5 {student_params:,} params, {STUDENT_EPOCHS} epochs; T={TEMPERATURE:g}\n")
     same, few = f"same labels (α={ALPHA:g})", f"{LABELS_PER_CLASS} labels/class (α=0)"
@@ -168,10 +172,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="student seeds (init, subsets)")
     add_strategy_arguments(parser)
+    add_speed_arguments(parser)
     args = parser.parse_args(argv)
+    sp = recipe_speed(parser, args)
     rs = recipe_strategy(parser, args, allowed=("mirrored",), batches=[BATCH],
                          why="the distiller's own train step is set up for one machine", scaling=("global",))
-    run(tuple(args.seeds), rs)
+    run(tuple(args.seeds), rs, sp)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from kerasvk.training.domain_adaptation import (  # noqa: E402
     build_dann,
     fit_dann,
 )
+from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
 
 SEED = 0
@@ -69,15 +70,16 @@ LAMBDA_MAX = 1.0
 UNITS = 100  # label head hidden layer and domain head layers (Ganin et al.)
 
 
-def test_accuracy(model, data):
+def test_accuracy(model, data, sp=NO_SPEED):
     clf = model.classifier()
-    clf.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return clf.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
+    clf.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"], **sp.compile_kwargs)
+    return sp.check(clf).evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
 
 
-def run(seed=SEED, epochs=EPOCHS, lambda_max=LAMBDA_MAX, lr=LEARNING_RATE, rs=NO_STRATEGY):
-    """The two runs; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``: both models
-    are built, compiled and trained in its scope)."""
+def run(seed=SEED, epochs=EPOCHS, lambda_max=LAMBDA_MAX, lr=LEARNING_RATE, rs=NO_STRATEGY, sp=NO_SPEED):
+    """The two runs; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``), ``sp`` a
+    :class:`~kerasvk.training.speed.RecipeSpeed` (``--precision``, ``--jit-compile``): both models are built,
+    compiled and trained in their scopes."""
     t0 = time.time()
     batch, lr = rs.batch(BATCH), lr * rs.lr_factor
     src = load("digits", channels=3, batch_size=batch, seed=seed)
@@ -86,20 +88,23 @@ def run(seed=SEED, epochs=EPOCHS, lambda_max=LAMBDA_MAX, lr=LEARNING_RATE, rs=NO
     rows = []
     for label, domain_weight in (("source only", 0.0), ("DANN", 1.0)):
         keras.utils.set_random_seed(seed)
-        with rs.scope():
+        with rs.scope(), sp.policy():
             model = build_dann(
                 "digits_encoder", src.num_classes, input_shape=src.input_shape, pooling="flatten",
                 label_units=UNITS, domain_units=UNITS, domain_weight=domain_weight, lambda_max=lambda_max,
             )
             steps = epochs * int(src.train.cardinality())
             optimizer = keras.optimizers.SGD(DANNLearningRate(lr, steps), momentum=0.9)
-            hist = fit_dann(model, src.train, tgt.train, epochs=epochs, optimizer=optimizer)
+            hist = fit_dann(model, src.train, tgt.train, epochs=epochs, optimizer=optimizer,
+                            **sp.compile_kwargs)
+            sp.check(model)
             domain_acc = hist.history["domain_accuracy"][-1]
-            rows.append((label, test_accuracy(model, src), test_accuracy(model, tgt), domain_acc))
+            rows.append((label, test_accuracy(model, src, sp), test_accuracy(model, tgt, sp), domain_acc))
 
     print(f"source: digits (RGB) {src.counts}; target: digits_photo (labels unused in training)")
     print(f"network: Ganin et al.'s digits encoder, {model.classifier().count_params():,} classifier params; "
-          f"{epochs} epochs ({steps} steps), SGD lr_0={lr:g} annealed, λ_max={lambda_max:g}, seed {seed}\n")
+          f"{epochs} epochs ({steps} steps), SGD lr_0={lr:g} annealed, λ_max={lambda_max:g}, seed {seed}; "
+          f"{sp.describe()}\n")
     print(f"{'training':<14}{'source test acc':>17}{'target test acc':>17}{'final domain acc':>18}")
     for label, s, t, d in rows:  # the source-only run never trains its domain head: no domain accuracy
         print(f"{label:<14}{s:>17.3f}{t:>17.3f}" + (f"{d:>18.3f}" if label == "DANN" else f"{'-':>18}"))
@@ -113,10 +118,12 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="lr_0 of the annealed SGD")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     add_strategy_arguments(parser)
+    add_speed_arguments(parser)
     args = parser.parse_args(argv)
+    sp = recipe_speed(parser, args)
     rs = recipe_strategy(parser, args, allowed=("mirrored",), batches=[BATCH],
                          why="the DANN model's own train step is set up for one machine")
-    run(args.seed, args.epochs, args.lambda_max, args.lr, rs=rs)
+    run(args.seed, args.epochs, args.lambda_max, args.lr, rs=rs, sp=sp)
 
 
 if __name__ == "__main__":

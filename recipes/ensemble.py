@@ -40,28 +40,30 @@ import kerasvk  # noqa: E402
 from kerasvk.data import load  # noqa: E402
 from kerasvk.export import export_model  # noqa: E402
 from kerasvk.training.ensemble import ensemble  # noqa: E402
+from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
 
 SEED = 0
 EPOCHS = 4
 
 
-def accuracy(model, split):
-    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model.evaluate(split, verbose=0, return_dict=True)["accuracy"]
+def accuracy(model, split, sp=NO_SPEED):
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"], **sp.compile_kwargs)
+    return sp.check(model).evaluate(split, verbose=0, return_dict=True)["accuracy"]
 
 
-def run(rs=NO_STRATEGY):
-    """The comparison; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``: the
-    members and ensembles are built, compiled and trained in its scope)."""
+def run(rs=NO_STRATEGY, sp=NO_SPEED):
+    """The comparison; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``), ``sp`` a
+    :class:`~kerasvk.training.speed.RecipeSpeed` (``--precision``, ``--jit-compile``): the members and
+    ensembles are built, compiled and trained in their scopes."""
     t0 = time.time()
     data = load("digits", batch_size=rs.batch(64), seed=SEED)
-    with rs.scope():
-        members, rows, ensembles = _train_and_combine(data, rs.lr_factor)
-    _report(data, ensembles, rows, t0)
+    with rs.scope(), sp.policy():
+        members, rows, ensembles = _train_and_combine(data, rs.lr_factor, sp)
+    _report(data, ensembles, rows, t0, sp)
 
 
-def _train_and_combine(data, lr_factor):
+def _train_and_combine(data, lr_factor, sp=NO_SPEED):
     builders = [
         ("lenet5 (tanh, avg)", dict(name="lenet5"), 1),
         ("lenet5 (relu, max)", dict(name="lenet5", activation="relu", subsampling="max"), 2),
@@ -71,10 +73,12 @@ def _train_and_combine(data, lr_factor):
     for label, kw, seed in builders:
         keras.utils.set_random_seed(seed)
         model = kerasvk.build(kw.pop("name"), input_shape=data.input_shape, num_classes=data.num_classes, **kw)
-        model.compile(keras.optimizers.Adam(1e-3 * lr_factor), "sparse_categorical_crossentropy", metrics=["accuracy"])
-        model.fit(data.train, epochs=EPOCHS, verbose=0)
+        model.compile(keras.optimizers.Adam(1e-3 * lr_factor), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"], **sp.compile_kwargs)
+        sp.check(model).fit(data.train, epochs=EPOCHS, verbose=0)
         members.append(model)
-        rows.append((label, model.count_params(), accuracy(model, data.val), accuracy(model, data.test)))
+        rows.append((label, model.count_params(), accuracy(model, data.val, sp),
+                     accuracy(model, data.test, sp)))
 
     weights = [r[2] for r in rows]  # validation accuracies
     ensembles = {
@@ -83,11 +87,12 @@ def _train_and_combine(data, lr_factor):
         "ensemble: weighted (by val acc)": ensemble(members, "weighted", weights=weights, name="ensemble_weighted"),
     }
     for label, model in ensembles.items():
-        rows.append((label, model.count_params(), accuracy(model, data.val), accuracy(model, data.test)))
+        rows.append((label, model.count_params(), accuracy(model, data.val, sp),
+                     accuracy(model, data.test, sp)))
     return members, rows, ensembles
 
 
-def _report(data, ensembles, rows, t0):
+def _report(data, ensembles, rows, t0, sp=NO_SPEED):
     # One SavedModel for the whole weighted ensemble; its serving signature gives the same probabilities.
     import tensorflow as tf
 
@@ -98,7 +103,7 @@ def _report(data, ensembles, rows, t0):
         served = tf.saved_model.load(str(path)).signatures["serving_default"](images=tf.constant(x_test))
         diff = float(np.abs(served["probabilities"].numpy() - weighted.predict(x_test, verbose=0)).max())
 
-    print(f"digits: {data.counts}; each member trained {EPOCHS} epochs\n")
+    print(f"digits: {data.counts}; each member trained {EPOCHS} epochs; {sp.describe()}\n")
     print(f"{'model':<34}{'params':>10}{'val acc':>10}{'test acc':>10}")
     for label, params, val, test in rows:
         print(f"{label:<34}{params:>10,}{val:>10.3f}{test:>10.3f}")
@@ -109,10 +114,12 @@ def _report(data, ensembles, rows, t0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_strategy_arguments(parser)
+    add_speed_arguments(parser)
     args = parser.parse_args(argv)
+    sp = recipe_speed(parser, args)
     rs = recipe_strategy(parser, args, allowed=("mirrored",), batches=[64],
                          why="the ensemble is exported as one SavedModel on one machine")
-    run(rs)
+    run(rs, sp)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import kerasvk  # noqa: E402
 from kerasvk.training import train  # noqa: E402
+from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import add_strategy_arguments, check_recipe_strategy, is_chief_process  # noqa: E402
 
 
@@ -49,7 +50,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
     add_strategy_arguments(p)
+    add_speed_arguments(p)
     a = p.parse_args(argv)
+    sp = recipe_speed(p, a)  # mixed_float16 without a float16 GPU: one line, exit 2
     check_recipe_strategy(p, a)  # TF_CONFIG of --strategy multiworker: one line, exit 2
     out = a.out or os.path.join("runs", f"{a.model}-{a.data.replace(':', '_').replace('/', '_')}-recipe")
     t0 = time.time()
@@ -62,12 +65,14 @@ def main(argv=None):
         out=out,
         strategy=a.strategy,
         batch_scaling=a.batch_scaling,
+        **sp.train_kwargs,  # run.json records both
         verbose=0,
     )
     if not is_chief_process(a.strategy):
         return  # a non-chief worker's part was the training
     info = kerasvk.model_info(a.model, input_shape=(a.image_size, a.image_size, 1), num_classes=10)
-    print(f"{a.model} ({info['parameters']:,} parameters) on {a.data} at {a.image_size}×{a.image_size}, {a.epochs} epochs")
+    print(f"{a.model} ({info['parameters']:,} parameters) on {a.data} at {a.image_size}×{a.image_size}, "
+          f"{a.epochs} epochs; {sp.describe()}")
     print(f"  recipe: {kerasvk.registry.get_spec(a.model).train_defaults}")
     print(f"  test accuracy {report['accuracy']:.4f}   macro F1 {report['macro_f1']:.4f}   ({time.time() - t0:.0f} s)")
     print(f"  run folder: {out}")

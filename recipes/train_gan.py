@@ -50,6 +50,7 @@ from kerasvk.evaluation.generative import InceptionFeatures, fid, inception_scor
 from kerasvk.io import read_json, write_json  # noqa: E402
 from kerasvk.training import load_run_model, train  # noqa: E402
 from kerasvk.training.feature_classifier import train_feature_classifier  # noqa: E402
+from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import add_strategy_arguments, check_recipe_strategy, is_chief_process  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
@@ -90,7 +91,9 @@ def main(argv=None):
     )
     p.add_argument("--seed", type=int, default=0)
     add_strategy_arguments(p)
+    add_speed_arguments(p)  # the GAN's training; the FID/IS feature extractor stays float32
     args = p.parse_args(argv)
+    sp = recipe_speed(p, args)  # mixed_float16 without a float16 GPU: one line, exit 2
     check_recipe_strategy(p, args)  # TF_CONFIG of --strategy multiworker: one line, exit 2
     out = Path(args.out)
     t0 = time.time()
@@ -132,6 +135,7 @@ def main(argv=None):
         callbacks=[untrained],
         strategy=args.strategy,
         batch_scaling=args.batch_scaling,
+        **sp.train_kwargs,  # the GAN scales both its losses under mixed_float16 (LossScaleOptimizer)
         verbose=0,
     )
     if not is_chief_process(args.strategy):
@@ -146,10 +150,13 @@ def main(argv=None):
     )
 
     history = read_json(out / "history.json")
+    run = read_json(out / "run.json")
     name = extractor.name
     metrics = {
         "model": args.model,
         "epochs": args.epochs,
+        "precision": run["precision"],
+        "jit_compile": run["jit_compile"],
         "feature_extractor": name,
         "feature_classifier_test_accuracy": clf_acc,
         "num_generated": args.num_samples,

@@ -43,6 +43,7 @@ import kerasvk  # noqa: E402
 from kerasvk.data import text  # noqa: E402
 from kerasvk.io import save_model, write_json, write_text  # noqa: E402
 from kerasvk.training.callbacks import TimeBudget  # noqa: E402
+from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import add_strategy_arguments, recipe_strategy  # noqa: E402
 
 PROMPTS = ["The ", "def ", "A list is", "\n"]
@@ -93,7 +94,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", default="runs/gpt")
     add_strategy_arguments(ap)
+    add_speed_arguments(ap)
     args = ap.parse_args(argv)
+    sp = recipe_speed(ap, args)
     rs = recipe_strategy(ap, args, allowed=("mirrored", "tpu"), batches=[args.batch_size],
                          why="its wall-time budget would stop each worker at its own step")
     batch, lr = rs.batch(args.batch_size), args.lr * rs.lr_factor
@@ -113,14 +116,16 @@ def main(argv=None):
 
     # context_length = seq_len: every position embedding the model has is trained (a longer context
     # would leave positions >= seq_len random, and samples past them garbled).
-    with rs.scope():  # built and compiled under --strategy
+    with rs.scope(), sp.policy():  # built and compiled under --strategy and --precision
         model = kerasvk.build(
             "gpt", vocab=tokenizer.vocab, context_length=args.seq_len, num_layers=args.layers,
             num_heads=args.heads, dim=args.dim, dropout=0.0,
         )
-        model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=0.01, clipnorm=1.0))
+        model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=0.01, clipnorm=1.0),
+                      **sp.compile_kwargs)
+    sp.check(model)
     print(f"GPT: {args.layers} layers, dim {args.dim}, {args.heads} heads, context {args.seq_len}, "
-          f"{model.count_params():,} parameters")
+          f"{model.count_params():,} parameters; {sp.describe()}")
     rs.prepare(model, train)
     budget = TimeBudget(60 * args.minutes, lr, args.warmup_steps)
     t0 = time.perf_counter()
@@ -150,7 +155,7 @@ def main(argv=None):
                "unigram_val_bits_per_char": uni_val / math.log(2),
                "unigram_val_perplexity": math.exp(uni_val),
                "steps": budget.steps, "seconds": seconds, "vocab_size": tokenizer.vocab_size,
-               "parameters": int(model.count_params()), "config": vars(args)}
+               "parameters": int(model.count_params()), **sp.record(model), "config": vars(args)}
     write_json(metrics, os.path.join(args.run_dir, "metrics.json"))
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     write_json(history, os.path.join(args.run_dir, "history.json"))

@@ -38,6 +38,7 @@ from kerasvk.data import load_arrays, split_indices  # noqa: E402
 from kerasvk.io import save_model, write_json  # noqa: E402
 from kerasvk.models.generative.pixelcnn import levels_to_uint8, quantize  # noqa: E402
 from kerasvk.training.callbacks import TimeBudget  # noqa: E402
+from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import add_strategy_arguments, array_spec, recipe_strategy  # noqa: E402
 
 
@@ -60,7 +61,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", default="runs/pixelcnn")
     add_strategy_arguments(ap)
+    add_speed_arguments(ap)
     args = ap.parse_args(argv)
+    sp = recipe_speed(ap, args)
     rs = recipe_strategy(ap, args, allowed=("mirrored", "tpu"), batches=[64],
                          why="its wall-time budget would stop each worker at its own step")
     os.makedirs(args.run_dir, exist_ok=True)
@@ -69,15 +72,16 @@ def main(argv=None):
     images, labels, _ = load_arrays("digits", image_size=(args.size, args.size))
     x, y = quantize(images, args.levels)
     tr, va, te = split_indices(labels, 0.1, 0.2, args.seed)
-    print(f"digits {images.shape[1:]} at {args.levels} levels: train {len(tr)}, val {len(va)}, test {len(te)}")
+    print(f"digits {images.shape[1:]} at {args.levels} levels: train {len(tr)}, val {len(va)}, "
+          f"test {len(te)}; {sp.describe()}")
 
-    with rs.scope():  # built and compiled under --strategy
+    with rs.scope(), sp.policy():  # built and compiled under --strategy and --precision
         model = kerasvk.build(
             "pixelcnn", input_shape=x.shape[1:], levels=args.levels, filters=args.filters,
             num_blocks=args.blocks, gated=args.gated,
         )
-        model.compile(optimizer=keras.optimizers.Adam(1e-3 * rs.lr_factor))
-    rs.prepare(model, array_spec(x, y))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3 * rs.lr_factor), **sp.compile_kwargs)
+    rs.prepare(sp.check(model), array_spec(x, y))
     t0 = time.perf_counter()
     hist = model.fit(
         x[tr], y[tr], validation_data=(x[va], y[va]), batch_size=rs.batch(64), epochs=args.max_epochs, verbose=2,
@@ -102,7 +106,8 @@ def main(argv=None):
               "test digits")
 
     metrics = {"test_bits_per_dim": test_bpd, "train_bits_per_dim": train_bpd, "levels": args.levels,
-               "epochs": len(hist.history["loss"]), "seconds": seconds, "parameters": int(model.count_params())}
+               "epochs": len(hist.history["loss"]), "seconds": seconds,
+               "parameters": int(model.count_params()), **sp.record(model)}
     write_json(metrics, os.path.join(args.run_dir, "metrics.json"))
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     write_json(history, os.path.join(args.run_dir, "history.json"))

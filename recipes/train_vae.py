@@ -38,8 +38,9 @@ import numpy as np  # noqa: E402
 
 from kerasvk import plots  # noqa: E402
 from kerasvk.data import dataset_arrays, load  # noqa: E402
-from kerasvk.io import write_json  # noqa: E402
+from kerasvk.io import read_json, write_json  # noqa: E402
 from kerasvk.training import load_run_model, train  # noqa: E402
+from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import add_strategy_arguments, check_recipe_strategy, is_chief_process  # noqa: E402
 
 IMAGE_SIZE = (32, 32)
@@ -60,6 +61,8 @@ def train_vae(source, args, out):
         model_kwargs={"latent_dim": args.latent_dim, "seed": args.seed},
         strategy=getattr(args, "strategy", None),
         batch_scaling=getattr(args, "batch_scaling", "global"),
+        precision=getattr(args, "precision", None),
+        jit_compile=getattr(args, "jit_compile", None),
         verbose=0,
     )
     if not is_chief_process(getattr(args, "strategy", None)):
@@ -111,7 +114,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-anomaly", action="store_true")
     add_strategy_arguments(p)
+    add_speed_arguments(p)
     args = p.parse_args(argv)
+    sp = recipe_speed(p, args)  # mixed_float16 without a float16 GPU: one line, exit 2
     check_recipe_strategy(p, args)  # TF_CONFIG of --strategy multiworker: one line, exit 2
     out = Path(args.out)
     t0 = time.time()  # the trainer seeds everything and makes TF ops deterministic
@@ -135,6 +140,8 @@ def main(argv=None):
         "latent_dim": args.latent_dim,
         "epochs": args.epochs,
         "counts": data.counts,
+        "precision": sp.precision,
+        "jit_compile": bool(read_json(out / "run.json")["jit_compile"]),  # as the trainer compiled it
     }
     print(
         f"VAE (latent {args.latent_dim}, {args.epochs} epochs): "

@@ -45,6 +45,7 @@ import kerasvk  # noqa: E402
 from kerasvk.data import audio  # noqa: E402
 from kerasvk.io import save_model, write_json  # noqa: E402
 from kerasvk.training.callbacks import TimeBudget  # noqa: E402
+from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import add_strategy_arguments, recipe_strategy  # noqa: E402
 
 RATE = 8000
@@ -77,7 +78,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", default="runs/wavenet")
     add_strategy_arguments(ap)
+    add_speed_arguments(ap)
     args = ap.parse_args(argv)
+    sp = recipe_speed(ap, args)
     rs = recipe_strategy(ap, args, allowed=("mirrored", "tpu"), batches=[args.batch_size],
                          why="its wall-time budget would stop each worker at its own step")
     batch, lr = rs.batch(args.batch_size), args.lr * rs.lr_factor
@@ -98,15 +101,15 @@ def main(argv=None):
           f"μ-law histogram of the training audio: entropy {marg_entropy / math.log(2):.3f} bits, "
           f"on the held-out targets {marg_val:.4f} nats = {marg_val / math.log(2):.3f} bits/sample")
 
-    with rs.scope():  # built and compiled under --strategy
+    with rs.scope(), sp.policy():  # built and compiled under --strategy and --precision
         model = kerasvk.build(
             "wavenet", residual_channels=args.channels, skip_channels=2 * args.channels,
             max_dilation=args.max_dilation, num_stacks=args.stacks, sample_rate=RATE,
         )
-        model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0))
-    rs.prepare(model, train)
+        model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0), **sp.compile_kwargs)
+    rs.prepare(sp.check(model), train)
     print(f"receptive field {model.receptive_field} samples ({1000 * model.receptive_field / RATE:.0f} ms), "
-          f"{model.count_params():,} parameters")
+          f"{model.count_params():,} parameters; {sp.describe()}")
     budget = TimeBudget(60 * args.minutes, lr)
     t0 = time.perf_counter()
     hist = model.fit(train.repeat(), epochs=10_000, steps_per_epoch=50, callbacks=[budget], verbose=2)
@@ -144,7 +147,8 @@ def main(argv=None):
                "uniform_bits_per_sample": 8.0, "marginal_train_entropy_bits": marg_entropy / math.log(2),
                "marginal_val_bits_per_sample": marg_val / math.log(2), "wav_samples": wav_lengths[0],
                "steps": budget.steps, "seconds": seconds, "receptive_field": model.receptive_field,
-               "generation_samples_per_second": n / float(np.mean(gen_times)), "parameters": int(model.count_params())}
+               "generation_samples_per_second": n / float(np.mean(gen_times)),
+               "parameters": int(model.count_params()), **sp.record(model)}
     write_json(metrics, os.path.join(args.run_dir, "metrics.json"))
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     write_json(history, os.path.join(args.run_dir, "history.json"))

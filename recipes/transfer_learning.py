@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 
 import kerasvk  # noqa: E402
 from kerasvk.data import load, load_arrays  # noqa: E402
+from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
 from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
 from kerasvk.training.transfer import fine_tune, trainable_summary, transfer_classifier  # noqa: E402
 
@@ -46,20 +47,23 @@ L2SP = 1e-3
 CUT_AT = "c5_conv"  # keep C1-S4 (generic strokes); C5 is specific to the source classes
 
 
-def compile_(model, lr, rs=NO_STRATEGY, data=None):
-    """Compile (in ``rs``'s scope, the rate scaled with the global batch) and prepare ``fit`` on ``data``."""
-    with rs.scope():
-        model.compile(keras.optimizers.Adam(lr * rs.lr_factor), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    return rs.prepare(model, data)
+def compile_(model, lr, rs=NO_STRATEGY, data=None, sp=NO_SPEED):
+    """Compile (in ``rs``'s scope and ``sp``'s policy, the rate scaled with the global batch,
+    ``--jit-compile``) and prepare ``fit`` on ``data``."""
+    with rs.scope(), sp.policy():
+        model.compile(keras.optimizers.Adam(lr * rs.lr_factor), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"], **sp.compile_kwargs)
+    return rs.prepare(sp.check(model), data)
 
 
 def test_accuracy(model, data):
     return model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"]
 
 
-def run(shots=SHOTS, rs=NO_STRATEGY):
-    """The comparison; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``: every
-    model is built, compiled and trained in its scope)."""
+def run(shots=SHOTS, rs=NO_STRATEGY, sp=NO_SPEED):
+    """The comparison; ``rs`` a :class:`~kerasvk.training.strategy.RecipeStrategy` (``--strategy``), ``sp`` a
+    :class:`~kerasvk.training.speed.RecipeSpeed` (``--precision``, ``--jit-compile``): every model is built,
+    compiled and trained in their scopes."""
     keras.utils.set_random_seed(SEED)
     t0 = time.time()
     x, y, _ = load_arrays("digits")  # 1,797 digits, 32×32×1 uint8
@@ -74,36 +78,36 @@ def run(shots=SHOTS, rs=NO_STRATEGY):
     print(f"source digits 0-4: {src.counts}; target digits 5-9: {tgt.counts}")
 
     # Pre-training on the source task
-    with rs.scope():
+    with rs.scope(), sp.policy():
         pretrained = kerasvk.build("lenet5", num_classes=5, activation="relu", subsampling="max")
-    compile_(pretrained, 1e-3, rs, src.train)
+    compile_(pretrained, 1e-3, rs, src.train, sp)
     pretrained.fit(src.train, validation_data=src.val, epochs=15, verbose=0)
     src_acc = test_accuracy(pretrained, src)
 
     rows = []
     # 1. From scratch
-    with rs.scope():
+    with rs.scope(), sp.policy():
         scratch = kerasvk.build("lenet5", num_classes=5, activation="relu", subsampling="max")
-    compile_(scratch, 1e-3, rs, tgt.train)
+    compile_(scratch, 1e-3, rs, tgt.train, sp)
     scratch.fit(tgt.train, epochs=80, verbose=0)
     rows.append(("from scratch", trainable_summary(scratch)["trainable"], test_accuracy(scratch, tgt)))
 
     # 2. Feature extraction: frozen encoder, new head
-    with rs.scope():
+    with rs.scope(), sp.policy():
         model = transfer_classifier(pretrained, 5, cut_at=CUT_AT, pooling="flatten", name="lenet5_transfer")
-    compile_(model, 1e-2, rs, tgt.train)
+    compile_(model, 1e-2, rs, tgt.train, sp)
     model.fit(tgt.train, epochs=80, verbose=0)
     rows.append(("frozen encoder + new head", trainable_summary(model)["trainable"], test_accuracy(model, tgt)))
 
     # 3. Fine-tuning all blocks with L2-SP toward the pre-trained weights
-    with rs.scope():
+    with rs.scope(), sp.policy():
         blocks = fine_tune(model, "all", l2sp=L2SP)
-    compile_(model, 1e-3, rs, tgt.train)
+    compile_(model, 1e-3, rs, tgt.train, sp)
     model.fit(tgt.train, epochs=40, verbose=0)
     rows.append((f"fine-tune {'+'.join(blocks)} + L2-SP λ={L2SP:g}", trainable_summary(model)["trainable"],
                  test_accuracy(model, tgt)))
 
-    print(f"\npre-trained LeNet-5 on digits 0-4: test accuracy {src_acc:.3f}")
+    print(f"\npre-trained LeNet-5 on digits 0-4: test accuracy {src_acc:.3f}; {sp.describe()}")
     print(f"target: digits 5-9, {tgt.counts['train']} training images, {tgt.counts['test']} test images\n")
     print(f"{'method':<44}{'trainable params':>18}{'test accuracy':>16}")
     for name, params, acc in rows:
@@ -115,8 +119,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shots", type=int, default=SHOTS, help="labelled target images per class")
     add_strategy_arguments(parser)
+    add_speed_arguments(parser)
     args = parser.parse_args(argv)
-    run(args.shots, recipe_strategy(parser, args, batches=[64, 16]))
+    sp = recipe_speed(parser, args)
+    run(args.shots, recipe_strategy(parser, args, batches=[64, 16]), sp)
 
 
 if __name__ == "__main__":

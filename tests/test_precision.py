@@ -56,6 +56,58 @@ def test_mixed_float16_compile_scales_the_loss():
     assert not isinstance(plain.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
+def test_mixed_float16_distiller_and_dann_scale_the_loss():
+    """The recipes' own-step models built under the policy (keras' Distiller, DANN) get keras' loss scaling
+    from compile too (their compute_loss runs inside keras' train_step, which applies it)."""
+    from kerasvk.training.distillation import compile_distiller, make_distiller
+    from kerasvk.training.domain_adaptation import build_dann
+
+    with precision_policy("mixed_float16"):
+        teacher = kerasvk.build("lenet5", input_shape=(32, 32, 1), num_classes=3)
+        student = kerasvk.build("lenet5", input_shape=(32, 32, 1), num_classes=3)
+        distiller = compile_distiller(make_distiller(teacher, student), jit_compile=False)
+        dann = build_dann("lenet5", 3, input_shape=(32, 32, 1), domain_units=8)
+    assert isinstance(distiller.optimizer, keras.optimizers.LossScaleOptimizer)
+    dann.compile(optimizer="sgd")  # as fit_dann does
+    assert isinstance(dann.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_recipe_helpers_keep_outputs_float32_under_mixed_policies():
+    """What the recipes build around the registry's models keeps float32 outputs under mixed_bfloat16 (a
+    transfer classifier, DANN's two heads, an ensemble, the logits twin of a classifier ending in a float32
+    Activation, for distillation); the VAE's scores and GPT's cached generation (their layers' methods, not
+    called through keras) run."""
+    from kerasvk.training.distillation import to_logits
+    from kerasvk.training.domain_adaptation import build_dann
+    from kerasvk.training.ensemble import ensemble
+    from kerasvk.training.transfer import transfer_classifier
+
+    x = np.zeros((2, 32, 32, 1), "float32")
+    with precision_policy("mixed_bfloat16"):
+        a = kerasvk.build("lenet5", input_shape=(32, 32, 1), num_classes=3)
+        b = kerasvk.build("lenet5", input_shape=(32, 32, 1), num_classes=3)
+        conv_head = keras.Sequential([  # as the zoo's 1x1-conv head ends: Activation("softmax", float32)
+            keras.Input((32, 32, 1)), keras.layers.Conv2D(3, 1), keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Activation("softmax", name="predictions", dtype="float32")])
+        models = {
+            "transfer": transfer_classifier(a, 4, cut_at="c5_conv", pooling="flatten"),
+            "ensemble": ensemble([a, b], "average"),
+            "logits": to_logits(conv_head),
+        }
+        dann = build_dann("lenet5", 3, input_shape=(32, 32, 1), domain_units=8)
+        vae = kerasvk.build("vae", **get_spec("vae").test_kwargs)
+        gpt = kerasvk.build("gpt", **get_spec("gpt").test_kwargs)
+    for name, model in models.items():
+        assert keras.backend.standardize_dtype(model(x).dtype) == "float32", name
+    for name, value in dann((x, x)).items():
+        assert keras.backend.standardize_dtype(value.dtype) == "float32", name
+    images = np.full((2, *vae.image_shape), 0.5, "float32")
+    assert np.all(np.isfinite(vae.negative_elbo(images, num_samples=2)))
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(vae.anomaly_score(images))))
+    assert gpt.get_layer("block1").compute_dtype == "bfloat16"
+    assert isinstance(gpt.generate(gpt.default_prompt(), 4, seed=1, xla=False)[0], str)
+
+
 @pytest.mark.skipif(float16_device(), reason="this machine has a GPU that computes float16")
 def test_mixed_float16_without_a_float16_gpu_is_a_clear_error(tmp_path, capsys):
     from kerasvk.cli import main

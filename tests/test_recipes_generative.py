@@ -1,5 +1,6 @@
 """The GAN and VAE recipes run end to end through the one trainer at a tiny size (their run folders have
-the trainer's layout plus the recipe's own files)."""
+the trainer's layout plus the recipe's own files); every recipe takes --strategy, --precision and
+--jit-compile."""
 
 import importlib.util
 import json
@@ -79,3 +80,64 @@ def test_recipe_with_its_own_fit_runs_mirrored(tmp_path, capsys):
     for f in ("samples.png", "metrics.json", "history.json", "pixelcnn.keras"):
         assert (out / f).is_file(), f
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_every_recipe_takes_precision_and_jit_compile(capsys):
+    """Every recipe has ``--precision`` and ``--jit-compile`` (issue 15): a policy not among the three is
+    argparse's usage error; mixed_float16 without a float16 GPU is one line, exit 2, before any work."""
+    from kerasvk.training.trainer import float16_device
+
+    no_float16 = not float16_device()
+    recipes = sorted(RECIPES.glob("*.py"))
+    assert len(recipes) >= 11
+    for path in recipes:
+        main = _recipe(path.stem).main
+        with pytest.raises(SystemExit) as e:
+            main(["--precision", "float8", "--jit-compile"])
+        assert e.value.code == 2, path.stem
+        assert "invalid choice: 'float8'" in capsys.readouterr().err, path.stem
+        if no_float16:
+            with pytest.raises(SystemExit) as e:
+                main(["--precision", "mixed_float16", "--jit-compile"])
+            err = capsys.readouterr().err
+            assert e.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err, (path.stem, err)
+            assert "error: precision mixed_float16 needs a GPU" in err, (path.stem, err)
+            assert "mixed_bfloat16" in err, (path.stem, err)
+
+
+@pytest.fixture
+def _keep_op_determinism():
+    """``--jit-compile`` switches TF's (process-wide) op determinism off: put it back as it was."""
+    from tensorflow.python.framework import config as tf_config
+
+    before = tf_config.is_op_determinism_enabled()
+    yield
+    if before:
+        tf_config.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()
+
+
+def test_recipe_trains_in_mixed_bfloat16_with_xla(tmp_path, capsys, monkeypatch, _keep_op_determinism):
+    """A recipe with its own ``fit`` builds under the mixed_bfloat16 policy, XLA-compiles its steps and
+    records both in its metrics.json; its model computes in bfloat16 and outputs float32 (XLA: seconds)."""
+    import keras
+    import numpy as np
+
+    import kerasvk
+
+    built, build = [], kerasvk.build
+    monkeypatch.setattr(kerasvk, "build", lambda *a, **kw: built.append(build(*a, **kw)) or built[-1])
+    out = tmp_path / "pixelcnn"
+    _recipe("train_pixelcnn").main(["--size", "8", "--filters", "8", "--blocks", "1", "--max-epochs", "1",
+                                    "--samples", "2", "--run-dir", str(out), "--precision", "mixed_bfloat16",
+                                    "--jit-compile"])
+    assert "precision mixed_bfloat16, jit_compile True" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["precision"] == "mixed_bfloat16" and metrics["jit_compile"] is True
+    assert np.isfinite(metrics["test_bits_per_dim"]) and keras.config.dtype_policy().name == "float32"
+    (model,) = built
+    assert model.jit_compile is True and isinstance(model.optimizer, keras.optimizers.Adam)
+    assert "bfloat16" in {layer.compute_dtype for layer in model._flatten_layers(include_self=False)}
+    assert keras.backend.standardize_dtype(model(np.zeros((1, 8, 8, 1), "float32")).dtype) == "float32"
+    assert (out / "pixelcnn.keras").is_file()

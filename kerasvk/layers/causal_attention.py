@@ -175,12 +175,14 @@ class TransformerDecoderBlock(keras.layers.Layer):
 
     def prefill(self, x, max_length):
         """``call`` over a prompt, also returning the attention's key/value cache (length ``max_length``)."""
+        x = ops.cast(x, self.compute_dtype)  # as __call__ would: the embedding's float32 under a mixed policy
         a, k_cache, v_cache = self.attn.prefill(self.ln1(x), max_length)
         x = x + a
         return x + self._mlp(x), k_cache, v_cache
 
     def step(self, x_t, k_cache, v_cache, index):
         """One token ``x_t`` ``(B, D)`` at position ``index`` against the attention's cache."""
+        x_t = ops.cast(x_t, self.compute_dtype)
         a, k_cache, v_cache = self.attn.step(self.ln1(x_t), k_cache, v_cache, index)
         x_t = x_t + a
         return x_t + self._mlp(x_t), k_cache, v_cache

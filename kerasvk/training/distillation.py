@@ -66,7 +66,7 @@ def _with_output_activation(model, activation):
         cfg = layer.get_config()
         if layer is out_layer:
             if isinstance(layer, ACTIVATION_LAYERS):
-                return keras.layers.Activation(activation, name=layer.name)
+                return keras.layers.Activation(activation, name=layer.name, dtype=layer.dtype_policy)
             cfg["activation"] = activation
         return layer.__class__.from_config(cfg)
 
@@ -134,12 +134,14 @@ def make_distiller(teacher, student, *, temperature=4.0, alpha=0.1, name="distil
     )
 
 
-def compile_distiller(distiller, optimizer="adam"):
-    """Compile with the hard-label loss on logits and an accuracy metric (student predictions)."""
+def compile_distiller(distiller, optimizer="adam", jit_compile="auto"):
+    """Compile with the hard-label loss on logits and an accuracy metric (student predictions);
+    ``jit_compile`` as keras' ``compile`` takes it."""
     distiller.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
     )
     from kerasvk.training.trainer import build_optimizer
 
@@ -164,12 +166,16 @@ def distill(
     optimizer="adam",
     callbacks=None,
     verbose=0,
+    jit_compile="auto",
 ):
     """Distil ``teacher`` into ``student`` on ``train`` (a dataset of (images, integer labels)).
 
-    Returns ``(plain softmax student, history)``; ``student`` itself is not modified.
+    Returns ``(plain softmax student, history)``; ``student`` itself is not modified. Under a mixed precision
+    policy build the models and call this inside it (the distiller then gets keras' loss scaling for
+    ``mixed_float16``); ``jit_compile`` as keras' ``compile`` takes it.
     """
-    distiller = compile_distiller(make_distiller(teacher, student, temperature=temperature, alpha=alpha), optimizer)
+    distiller = make_distiller(teacher, student, temperature=temperature, alpha=alpha)
+    distiller = compile_distiller(distiller, optimizer, jit_compile=jit_compile)
     history = distiller.fit(train, validation_data=validation_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
     return distilled_student(distiller), history
 

@@ -92,7 +92,7 @@ class DANN(keras.Model):
 
     def current_lambda(self):
         """λ_p at the optimizer's current step, as a tensor (``lambda_max`` before compile)."""
-        if self.optimizer is None:
+        if getattr(self, "optimizer", None) is None:  # keras sets the attribute in compile
             return ops.convert_to_tensor(self.lambda_max, "float32")
         p = ops.minimum(ops.cast(self.optimizer.iterations, "float32") / float(self.ramp_steps), 1.0)
         return self.lambda_max * (2.0 / (1.0 + ops.exp(-10.0 * p)) - 1.0)
@@ -226,8 +226,10 @@ def build_dann(
         )
     feat = encoder.outputs[0].shape[-1]
     hidden = [keras.layers.Dense(int(label_units), activation="relu", name="label_fc")] if label_units else []
+    # the two outputs float32 under a mixed precision policy: the losses on them stay float32
     label_head = keras.Sequential(
-        [keras.Input((feat,)), *hidden, keras.layers.Dense(num_classes, activation="softmax", name="predictions")],
+        [keras.Input((feat,)), *hidden,
+         keras.layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")],
         name="label_head",
     )
     domain_head = keras.Sequential(
@@ -235,7 +237,7 @@ def build_dann(
             keras.Input((feat,)),
             keras.layers.Dense(domain_units, activation="relu", name="domain_fc1"),
             keras.layers.Dense(domain_units, activation="relu", name="domain_fc2"),
-            keras.layers.Dense(1, name="domain_logit"),
+            keras.layers.Dense(1, name="domain_logit", dtype="float32"),
         ],
         name="domain_head",
     )
@@ -281,15 +283,17 @@ class DANNLearningRate(keras.optimizers.schedules.LearningRateSchedule):
         return {"initial_learning_rate": self.initial_learning_rate, "total_steps": self.total_steps}
 
 
-def fit_dann(model, source, target, *, epochs=10, optimizer=None, validation_data=None, callbacks=None, verbose=0):
-    """Set ``model.ramp_steps`` to the whole run, compile and fit on :func:`dann_dataset` batches."""
+def fit_dann(model, source, target, *, epochs=10, optimizer=None, validation_data=None, callbacks=None,
+             verbose=0, jit_compile="auto"):
+    """Set ``model.ramp_steps`` to the whole run, compile (``jit_compile`` as keras' ``compile`` takes it)
+    and fit on :func:`dann_dataset` batches."""
     import tensorflow as tf
 
     steps = int(tf.data.experimental.cardinality(source).numpy())
     if steps <= 0:
         raise ValueError("fit_dann: the source pipeline must be finite with a known number of batches.")
     model.ramp_steps = max(1, steps * int(epochs))
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
     from kerasvk.training.trainer import build_optimizer
 
     build_optimizer(model)  # the first train step is traced once, not twice

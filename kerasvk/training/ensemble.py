@@ -73,7 +73,8 @@ def ensemble(models, method="average", weights=None, *, from_logits=False, name=
         member = keras.Model(m.inputs[0], m.outputs[0], name=f"member_{i}")
         y = member(inputs, training=False)
         if from_logits:
-            y = keras.layers.Softmax(name=f"member_{i}_softmax")(y)
+            y = keras.layers.Softmax(name=f"member_{i}_softmax", dtype="float32")(y)
         outs.append(y)
-    combined = CombinePredictions(method, weights, name="predictions")(outs)
+    # float32 under a mixed precision policy, like every kerasvk classifier's probabilities
+    combined = CombinePredictions(method, weights, name="predictions", dtype="float32")(outs)
     return keras.Model(inputs, combined, name=name)

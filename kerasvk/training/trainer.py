@@ -330,15 +330,27 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
     keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    set_op_determinism(deterministic)
 
-        if deterministic:
-            tf.config.experimental.enable_op_determinism()
-        else:  # the public API has no "disable" (TF's own tests use this one)
-            from tensorflow.python.framework import config as tf_config
 
-            tf_config.disable_op_determinism()
+def set_op_determinism(enabled: bool) -> None:
+    """Switch TF's process-wide op determinism on or off (nothing on other backends).
+
+    keras XLA-compiles no train step while it is on (``model_supports_jit``): ``jit_compile=True`` then
+    silently trains without XLA, so a ``--jit-compile`` run switches it off.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    else:  # the public API has no "disable" (TF's own tests use this one)
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
 
 
 JIT_COMPILE = (None, "auto", True, False)
@@ -361,6 +373,17 @@ def check_precision(precision) -> None:
             "machine has none, and emulated float16 would train slower than float32. Use mixed_bfloat16 "
             "(runs on CPUs) or float32."
         )
+
+
+def check_jit_compiled(net, name=None) -> None:
+    """After ``compile(jit_compile=True)``: ``ValueError`` where keras refused XLA (it falls back silently),
+    naming the layers without an XLA kernel (Faster/Mask R-CNN's proposal NMS)."""
+    if net.jit_compile:
+        return
+    blockers = [layer.name for layer in net._flatten_layers() if not getattr(layer, "supports_jit", True)]
+    raise ValueError(f"{name or net.name} cannot be XLA-compiled (--jit-compile): "
+                     f"{', '.join(blockers) or 'keras refused it'} has no XLA kernel. "
+                     "Train it without --jit-compile.")
 
 
 def float16_device() -> bool:
@@ -864,10 +887,8 @@ def _train(
             apply_weight_regularization(net, l2=opts["l2"])
         optimizer = make_optimizer(opts["optimizer"], learning_rate(opts, steps, parsed["schedule"])) if opts["optimizer"] else None
         task.compile(net, optimizer, opts)
-        if jit_compile is True and not net.jit_compile:  # keras refused it (a layer without an XLA kernel)
-            blockers = [layer.name for layer in net._flatten_layers() if not getattr(layer, "supports_jit", True)]
-            raise ValueError(f"{model} cannot be XLA-compiled (--jit-compile): {', '.join(blockers) or 'keras refused it'} "
-                             "has no XLA kernel. Train it without --jit-compile.")
+        if jit_compile is True:
+            check_jit_compiled(net, model)
         if opts["optimizer"] is None:
             distribution.scale_model_learning_rates(net, lr_factor)  # a GAN's own two rates
         scale_uint8_inputs(net, run_data.train.element_spec)  # uint8 batches: scaled in the step, on the device

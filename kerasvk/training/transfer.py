@@ -207,7 +207,10 @@ def transfer_classifier(
             x = keras.layers.Flatten(name="flatten")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="top_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+    # float32 under a mixed precision policy: probabilities (and the loss on them) stay float32
+    outputs = keras.layers.Dense(
+        num_classes, activation=classifier_activation, name="predictions", dtype="float32"
+    )(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -258,18 +258,19 @@ class VAE(keras.Model):
         """Per-example negative ELBO at z = μ: reconstruction NLL + KL (β = 1). Higher = more anomalous."""
         mean, log_var = self.encode(images, labels)
         recon = self.decode(mean, labels)
-        return self._reconstruction_nll(ops.convert_to_tensor(images, self.compute_dtype), recon) + self._kl(
+        # images at the variable dtype (float32), as the loss reads them in training, not bfloat16/float16
+        return self._reconstruction_nll(ops.convert_to_tensor(images, self.variable_dtype), recon) + self._kl(
             mean, log_var
         )
 
     def negative_elbo(self, images, labels=None, num_samples=8, seed=0):
         """Per-example Monte-Carlo negative ELBO: E_q[−log p(x|z)] (``num_samples`` draws) + KL (β = 1)."""
-        x = ops.convert_to_tensor(images, self.compute_dtype)
-        mean, log_var = self.encode(images, labels)
+        x = ops.convert_to_tensor(images, self.variable_dtype)  # as in anomaly_score
+        mean, log_var = self.encode(images, labels)  # float32 under a mixed policy (the encoder's heads)
         std = ops.exp(0.5 * log_var)
         rec = 0.0
         for s in range(int(num_samples)):
-            eps = seeded_normal(tuple(mean.shape), seed * 1000 + s, dtype=self.compute_dtype)
+            eps = seeded_normal(tuple(mean.shape), seed * 1000 + s, dtype=mean.dtype)
             rec = rec + self._reconstruction_nll(x, self.decode(mean + std * eps, labels))
         return ops.convert_to_numpy(rec / float(num_samples) + self._kl(mean, log_var))
 
