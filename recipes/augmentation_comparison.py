@@ -39,7 +39,7 @@ from kerasvk.data import Augmenter, load  # noqa: E402
 from kerasvk.training import classification_loss_and_metrics  # noqa: E402
 from kerasvk.training.schedules import LearningRateLogger, make_schedule  # noqa: E402
 from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
+from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_error, recipe_strategy  # noqa: E402
 
 
 def run(model_name, epochs, seed, *, augment=None, schedule=None, label_smoothing=0.0, lr=2e-3,
@@ -81,6 +81,14 @@ def main(argv=None):
     add_strategy_arguments(p)
     add_speed_arguments(p)
     a = p.parse_args(argv)
+    try:
+        if a.epochs < 3:  # the regularized run warms up for 2 epochs, then decays
+            raise ValueError(f"--epochs must be at least 3 (the cosine schedule warms up for 2 epochs). "
+                             f"Received: {a.epochs}")
+        if kerasvk.registry.get_spec(a.model).task != "classification":
+            raise ValueError(f"--model must be a classifier. Received: {a.model}")
+    except ValueError as e:
+        recipe_error(p, e)
     sp = recipe_speed(p, a)
     rs = recipe_strategy(p, a, batches=[64])
     t0 = time.time()

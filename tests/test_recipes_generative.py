@@ -71,6 +71,18 @@ def test_every_recipe_takes_strategy(capsys, monkeypatch):
         assert "TF_CONFIG" in err or "Allowed: default, mirrored" in err, (path.stem, err)
 
 
+def test_augmentation_comparison_refuses_what_it_cannot_run(capsys):
+    """Too few epochs for its warm-up (a traceback from the schedule before) and a model that is not a
+    classifier: one line, exit 2, before any work."""
+    main = _recipe("augmentation_comparison").main
+    for argv, says in ((["--epochs", "2"], "--epochs must be at least 3"), (["--model", "vae"], "must be a classifier"),
+                       (["--model", "nosuch"], "Unknown model name 'nosuch'")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.count("\n") == 1 and says in err, (argv, err)
+
+
 def test_recipe_with_its_own_fit_runs_mirrored(tmp_path, capsys):
     """A recipe that runs its own ``fit`` builds, compiles and trains under ``--strategy mirrored`` (one CPU
     replica here) and writes its files."""

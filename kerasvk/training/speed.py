@@ -19,9 +19,9 @@ block a recipe builds and compiles its models in.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
+from kerasvk.training.strategy import recipe_error
 from kerasvk.training.trainer import (
     PRECISIONS,
     check_jit_compiled,
@@ -101,8 +101,7 @@ def recipe_speed(parser, args, *, precisions=PRECISIONS, jit=True, why="") -> Re
                              "Run it without --jit-compile.")
         check_precision(precision)
     except ValueError as e:
-        print(f"{parser.prog}: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        raise SystemExit(2) from None
+        recipe_error(parser, e)
     if args.jit_compile:
         set_op_determinism(False)  # else keras trains without XLA (its model_supports_jit)
     return RecipeSpeed(precision, True if args.jit_compile else None)

@@ -456,6 +456,13 @@ def array_spec(*arrays):
     return specs[0] if len(specs) == 1 else specs
 
 
+def recipe_error(parser, error):
+    """A recipe's refused option or value: one line ``PROG: error: ...`` on stderr and exit code 2 (no usage,
+    no traceback)."""
+    print(f"{parser.prog}: error: {str(error).splitlines()[0]}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
 @dataclass
 class RecipeStrategy:
     """``--strategy`` for a recipe that builds, compiles and fits its own models (see :func:`recipe_strategy`)."""
@@ -512,8 +519,7 @@ def check_recipe_strategy(parser, args, *, allowed=STRATEGIES, why="", scaling=B
                              f"rates are fixed). Allowed: {', '.join(scaling)}.")
         check_strategy(name, args.batch_scaling)
     except ValueError as e:
-        print(f"{parser.prog}: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        raise SystemExit(2) from None
+        recipe_error(parser, e)
     return name
 
 
@@ -533,6 +539,5 @@ def recipe_strategy(parser, args, *, allowed=STRATEGIES, batches=(), why="", sca
         for b in batches:
             rs.batch(b)
     except ValueError as e:
-        print(f"{parser.prog}: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        raise SystemExit(2) from None
+        recipe_error(parser, e)
     return rs
