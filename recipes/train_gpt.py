@@ -13,16 +13,20 @@ baseline (the training text's character distribution), and writes to the run fol
     history.json    training loss, learning rate and step count every 50 steps
     gpt.keras       the model, tokenizer included (loads with safe_mode=True)
 
-Measured with ``python recipes/train_gpt.py --run-dir /tmp/rc/gpt`` (the defaults: 2 layers, dim 128,
-4 heads, 418,176 parameters; batch 32 × 64 characters, peak lr 3e-3, 4.5-minute budget) on a shared
-2-core CPU: 1790 steps (3,665,920 characters) in 270 s (5 min 42 s wall for the whole script); held-out
-**1.239 nats = 1.787 bits/char, perplexity 3.45**, against the unigram baseline's 4.671 bits/char,
-perplexity 25.47 on the held-out text (4.693 bits, perplexity 25.86 on the training text) and 103 for a
-uniform guess. Samples are English-like words in pydoc's phrasing, e.g.
-``The "if" attribute is not also raised the statement is only a function is an actuard contained to the
-object.`` The budget is wall time, so the step count (and with it the held-out numbers) depends on the
-machine's load: the previous docstring's run ("a shared, loaded 2-core CPU") reached 920 steps and
-1.940 bits/char, perplexity 3.84.
+Measured with ``python recipes/train_gpt.py --run-dir /tmp/rr/train_gpt`` (the defaults: 2 layers, dim
+128, 4 heads, 418,176 parameters; batch 32 × 64 characters, peak lr 3e-3, 4.5-minute budget) on a shared
+2-core CPU (``uptime`` load average 5.6 before the run, 7.0 after): 3007 steps (6,158,336 characters) in
+270 s (4 min 43 s wall for the whole script); held-out **1.226 nats = 1.768 bits/char, perplexity 3.41**
+[1790 steps: 1.239 nats = 1.787 bits/char, perplexity 3.45], against the unigram baseline's 4.671
+bits/char, perplexity 25.47 on the held-out text (4.693 bits, perplexity 25.86 on the training text;
+unchanged) and 103 for a uniform guess. Samples are English-like words in pydoc's phrasing, e.g.
+``The following operations depend on the right operation.`` Re-measured after the initialization fix
+d87d655: the first model of a process no longer starts from a shifted RNG stream (and GPT's position
+embeddings no longer repeat the token embeddings' first rows). The budget is wall time, so the step
+count (and with it the held-out numbers) depends on the machine's load: this run did 3007 steps where the
+previous one did 1790 (270 s, 5 min 42 s wall; same command), a difference the initialization cannot make,
+so one run per code cannot tell the fix's own effect apart from the load. Earlier still ("a shared,
+loaded 2-core CPU"): 920 steps and 1.940 bits/char, perplexity 3.84.
 
 Run: ``python recipes/train_gpt.py [--minutes 4.5] [--text my.txt] [--run-dir runs/gpt]``
 """

@@ -11,13 +11,16 @@ of wall time (a few minutes on 2 CPU cores), prints the test negative log-likeli
     history.json    per-epoch loss and bits/dim (train and validation)
     pixelcnn.keras  the model (loads with safe_mode=True)
 
-Measured with ``python recipes/train_pixelcnn.py --run-dir /tmp/rc/pixelcnn`` (the defaults: 16×16
+Measured with ``python recipes/train_pixelcnn.py --run-dir /tmp/rr/train_pixelcnn`` (the defaults: 16×16
 binarised digits, train 1259 / val 179 / test 359, 5 blocks of 64 filters, 212,930 parameters, 3-minute
-budget) on a shared 2-core CPU: 47 epochs in 182 s (3 min 20 s wall for the whole script), test **0.2135
-bits/dim** (train 0.1872; 1.0 for a uniform model); 32 samples took 8.1 s and look digit-like (clear 7s,
-2s, 0s, 5s and a 6 among blobs). The budget is wall time, so the epoch count (and with it the numbers)
-depends on the machine's load: the previous docstring's run ("a shared, loaded 2-core CPU") reached
-10 epochs in 198 s and 0.2240 bits/dim.
+budget) on a shared 2-core CPU (``uptime`` load average 5.9 before the run, 3.6 after): 75 epochs in 183 s
+(3 min 16 s wall for the whole script), test **0.2120 bits/dim** (train 0.1891; 1.0 for a uniform model)
+[47 epochs in 182 s: test 0.2135, train 0.1872]; 32 samples took 4.3 s [8.1 s] and look digit-like
+(clear 2s, 6s, 1s, a 3, a 0 and a 5 among blobs). Re-measured after the initialization fix d87d655: the
+first model of a process no longer starts from a shifted RNG stream. The budget is wall time, so the epoch
+count (and with it the numbers) depends on the machine's load: this run did 75 epochs where the previous
+one did 47 (same options, 3 min 20 s wall), so one run per code cannot tell the fix's own effect apart
+from the load. Earlier still ("a shared, loaded 2-core CPU"): 10 epochs in 198 s and 0.2240 bits/dim.
 
 Run: ``python recipes/train_pixelcnn.py [--levels 2|256] [--minutes 3] [--run-dir runs/pixelcnn]``
 """

@@ -15,15 +15,23 @@ past) — and writes to the run folder:
     history.json    loss, learning rate and step count every 50 steps
     wavenet.keras   the model (loads with safe_mode=True)
 
-Measured with ``python recipes/train_wavenet.py --run-dir /tmp/rc/wavenet`` (the defaults: 200 waveforms
-of 0.5 s, 180 train / 20 held out; 2 stacks of dilations 1…64, 32 residual channels, receptive field 256
-samples = 32 ms, 132,608 parameters; batch 8 × 1024; 4-minute budget) on a shared 2-core CPU: 1471 steps
-in 240 s (4 min 18 s wall for the whole script); held-out **2.861 nats = 4.127 bits/sample** (perplexity
-17.48), against 8.000 bits uniform and 7.470 bits (perplexity 177.28) for the training μ-law histogram on
-the held-out targets (its entropy is 7.494 bits). Each sample_K.wav is 256 + 4000 = 4,256 samples
-(0.532 s at 8 kHz); the cached generation ran at 1,716 samples/s. The budget is wall time, so the step
-count (and with it the held-out numbers) depends on the machine's load: the previous docstring's run
-("a shared, loaded 2-core CPU") reached 613 steps and 3.097 nats = 4.469 bits/sample (perplexity 22.1).
+Measured with ``python recipes/train_wavenet.py --run-dir /tmp/rr/train_wavenet`` (the defaults: 200
+waveforms of 0.5 s, 180 train / 20 held out; 2 stacks of dilations 1…64, 32 residual channels, receptive
+field 256 samples = 32 ms, 132,608 parameters; batch 8 × 1024; 4-minute budget) on a shared 2-core CPU
+(``uptime`` load average 3.3 before the run, 3.1 after): 3941 steps in 240 s (4 min 10 s wall for the
+whole script); held-out **3.447 nats = 4.972 bits/sample** (perplexity 31.39) [1471 steps: 2.861 nats =
+4.127 bits/sample, perplexity 17.48], against 8.000 bits uniform and 7.470 bits (perplexity 177.28) for
+the training μ-law histogram on the held-out targets (its entropy is 7.494 bits; both unchanged). Each
+sample_K.wav is 256 + 4000 = 4,256 samples (0.532 s at 8 kHz); the cached generation ran at 4,168
+samples/s [1,716]. Re-measured after the initialization fix d87d655: the first model of a process no
+longer starts from a shifted RNG stream. The budget is wall time, so the step count (and with it the
+held-out numbers) depends on the machine's load. More steps did not help here: this run's 3941 steps
+ended 0.85 bits/sample worse than the previous run's 1471, while its training loss kept falling (2.03
+nats over the last 50 steps); the code before d87d655, run right after this one (load average 2.9 → 2.5),
+did 4959 steps and ended at 3.506 nats = 5.058 bits/sample, so the fix is not the cause: on a lightly
+loaded machine the 4-minute budget appears to overfit the 180 training waveforms (not examined further).
+Earlier still ("a shared, loaded 2-core CPU"): 613 steps and 3.097 nats = 4.469 bits/sample (perplexity
+22.1).
 
 Run: ``python recipes/train_wavenet.py [--minutes 4] [--wav a.wav b.wav] [--run-dir runs/wavenet]``
 """
