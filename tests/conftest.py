@@ -112,3 +112,16 @@ def pytest_collection_modifyitems(config, items):
     """Reorder whole modules (a module's tests stay together, so its module fixtures are set up once)."""
     rank = {name: i for i, name in enumerate(START_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: pytest's order otherwise
+
+
+@pytest.fixture
+def _keep_op_determinism():
+    """``--jit-compile`` switches TF's (process-wide) op determinism off: put it back as it was."""
+    from tensorflow.python.framework import config as tf_config
+
+    before = tf_config.is_op_determinism_enabled()
+    yield
+    if before:
+        tf_config.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()

@@ -122,18 +122,6 @@ def test_mixed_float16_without_a_float16_gpu_is_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "cli").exists()
 
 
-@pytest.fixture
-def _keep_op_determinism():
-    from tensorflow.python.framework import config as tf_config
-
-    before = tf_config.is_op_determinism_enabled()
-    yield
-    if before:
-        tf_config.enable_op_determinism()
-    else:
-        tf_config.disable_op_determinism()
-
-
 def test_bfloat16_run_with_jit_compile_trains(tmp_path, capsys, _keep_op_determinism):
     from kerasvk.cli import main
 

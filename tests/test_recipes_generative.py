@@ -117,19 +117,6 @@ def test_every_recipe_takes_precision_and_jit_compile(capsys):
             assert "mixed_bfloat16" in err, (path.stem, err)
 
 
-@pytest.fixture
-def _keep_op_determinism():
-    """``--jit-compile`` switches TF's (process-wide) op determinism off: put it back as it was."""
-    from tensorflow.python.framework import config as tf_config
-
-    before = tf_config.is_op_determinism_enabled()
-    yield
-    if before:
-        tf_config.enable_op_determinism()
-    else:
-        tf_config.disable_op_determinism()
-
-
 def test_recipe_trains_in_mixed_bfloat16_with_xla(tmp_path, capsys, monkeypatch, _keep_op_determinism):
     """A recipe with its own ``fit`` builds under the mixed_bfloat16 policy, XLA-compiles its steps and
     records both in its metrics.json; its model computes in bfloat16 and outputs float32 (XLA: seconds)."""
