@@ -29,7 +29,6 @@ Run: ``python recipes/augmentation_comparison.py [--epochs 20] [--model lenet5] 
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -42,7 +41,9 @@ from kerasvk.data import Augmenter, load  # noqa: E402
 from kerasvk.training import classification_loss_and_metrics  # noqa: E402
 from kerasvk.training.schedules import LearningRateLogger, make_schedule  # noqa: E402
 from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_error, recipe_strategy  # noqa: E402
+from kerasvk.training.strategy import (  # noqa: E402
+    NO_STRATEGY, RecipeParser, add_strategy_arguments, recipe_error, recipe_strategy,
+)
 
 
 def run(model_name, epochs, seed, *, augment=None, schedule=None, label_smoothing=0.0, lr=2e-3,
@@ -77,7 +78,7 @@ def run(model_name, epochs, seed, *, augment=None, schedule=None, label_smoothin
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = RecipeParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="lenet5")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)

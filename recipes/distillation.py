@@ -57,7 +57,6 @@ Run: ``python recipes/distillation.py [--seeds 1 2 3]`` (default one seed, 1).
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -71,7 +70,9 @@ import kerasvk  # noqa: E402
 from kerasvk.data import dataset_arrays, load  # noqa: E402
 from kerasvk.training.distillation import distill  # noqa: E402
 from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
+from kerasvk.training.strategy import (  # noqa: E402
+    NO_STRATEGY, RecipeParser, add_strategy_arguments, recipe_strategy,
+)
 
 TEMPERATURE = 4.0
 ALPHA = 0.5
@@ -180,7 +181,7 @@ def run(seeds=(1,), rs=NO_STRATEGY, sp=NO_SPEED):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = RecipeParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="student seeds (init, subsets)")
     add_strategy_arguments(parser)
     add_speed_arguments(parser)

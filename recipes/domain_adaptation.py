@@ -53,7 +53,6 @@ Run: ``python recipes/domain_adaptation.py [--seed 0] [--epochs 20] [--lr 0.01] 
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -68,7 +67,9 @@ from kerasvk.training.domain_adaptation import (  # noqa: E402
     fit_dann,
 )
 from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
+from kerasvk.training.strategy import (  # noqa: E402
+    NO_STRATEGY, RecipeParser, add_strategy_arguments, recipe_strategy,
+)
 
 SEED = 0
 EPOCHS = 20
@@ -120,7 +121,7 @@ def run(seed=SEED, epochs=EPOCHS, lambda_max=LAMBDA_MAX, lr=LEARNING_RATE, rs=NO
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = RecipeParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=SEED, help="split, photo crops, shuffling and init seed")
     parser.add_argument("--lambda-max", type=float, default=LAMBDA_MAX, help="λ at the end of the ramp")
     parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="lr_0 of the annealed SGD")

@@ -32,7 +32,6 @@ Run: ``python recipes/ensemble.py``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -47,7 +46,9 @@ from kerasvk.data import load  # noqa: E402
 from kerasvk.export import export_model  # noqa: E402
 from kerasvk.training.ensemble import ensemble  # noqa: E402
 from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
+from kerasvk.training.strategy import (  # noqa: E402
+    NO_STRATEGY, RecipeParser, add_strategy_arguments, recipe_strategy,
+)
 
 SEED = 0
 EPOCHS = 4
@@ -118,7 +119,7 @@ def _report(data, ensembles, rows, t0, sp=NO_SPEED):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = RecipeParser(description=__doc__.split("\n")[0])
     add_strategy_arguments(parser)
     add_speed_arguments(parser)
     args = parser.parse_args(argv)

@@ -29,7 +29,6 @@ the current directory).
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -38,11 +37,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import kerasvk  # noqa: E402
 from kerasvk.training import train  # noqa: E402
 from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import add_strategy_arguments, check_recipe_strategy, is_chief_process  # noqa: E402
+from kerasvk.training.strategy import (  # noqa: E402
+    RecipeParser, add_strategy_arguments, check_recipe_strategy, is_chief_process,
+)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = RecipeParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnet20", choices=["resnet20", "resnet56"])
     p.add_argument("--data", default="digits", help="digits | patterns | folder:PATH (default digits)")
     p.add_argument("--epochs", type=int, default=20)

@@ -34,7 +34,6 @@ seed generator, so it does not shift the training noise.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
@@ -51,7 +50,9 @@ from kerasvk.io import read_json, write_json  # noqa: E402
 from kerasvk.training import load_run_model, train  # noqa: E402
 from kerasvk.training.feature_classifier import train_feature_classifier  # noqa: E402
 from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import add_strategy_arguments, check_recipe_strategy, is_chief_process  # noqa: E402
+from kerasvk.training.strategy import (  # noqa: E402
+    RecipeParser, add_strategy_arguments, check_recipe_strategy, is_chief_process,
+)
 
 IMAGE_SIZE = (32, 32)
 SAMPLE_SEED = 123  # the same noise for the untrained and the trained generator
@@ -79,7 +80,7 @@ class MeasureUntrained(keras.callbacks.Callback):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = RecipeParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="dcgan", choices=["dcgan", "wgan_gp"])
     p.add_argument("--out", default="runs/gan")
     p.add_argument("--epochs", type=int, default=60)

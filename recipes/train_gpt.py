@@ -33,7 +33,6 @@ Run: ``python recipes/train_gpt.py [--minutes 4.5] [--text my.txt] [--run-dir ru
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
@@ -48,7 +47,7 @@ from kerasvk.data import text  # noqa: E402
 from kerasvk.io import save_model, write_json, write_text  # noqa: E402
 from kerasvk.training.callbacks import TimeBudget  # noqa: E402
 from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import add_strategy_arguments, recipe_strategy  # noqa: E402
+from kerasvk.training.strategy import RecipeParser, add_strategy_arguments, recipe_strategy  # noqa: E402
 
 PROMPTS = ["The ", "def ", "A list is", "\n"]
 
@@ -84,7 +83,7 @@ def sample_text(model, prompt, new_chars, *, temperature, top_p, seed):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Train a character-level GPT on pydoc text (+ your files).")
+    ap = RecipeParser(description="Train a character-level GPT on pydoc text (+ your files).")
     ap.add_argument("--text", nargs="*", default=[], help="extra UTF-8 text files added to the corpus")
     ap.add_argument("--minutes", type=float, default=4.5, help="wall-time training budget")
     ap.add_argument("--seq-len", type=int, default=64, help="training window = the model's context length")

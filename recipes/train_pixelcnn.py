@@ -27,7 +27,6 @@ Run: ``python recipes/train_pixelcnn.py [--levels 2|256] [--minutes 3] [--run-di
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -42,7 +41,9 @@ from kerasvk.io import save_model, write_json  # noqa: E402
 from kerasvk.models.generative.pixelcnn import levels_to_uint8, quantize  # noqa: E402
 from kerasvk.training.callbacks import TimeBudget  # noqa: E402
 from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import add_strategy_arguments, array_spec, recipe_strategy  # noqa: E402
+from kerasvk.training.strategy import (  # noqa: E402
+    RecipeParser, add_strategy_arguments, array_spec, recipe_strategy,
+)
 
 
 def save_grid(images, path, title):
@@ -52,7 +53,7 @@ def save_grid(images, path, title):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Train a PixelCNN on the embedded digits.")
+    ap = RecipeParser(description="Train a PixelCNN on the embedded digits.")
     ap.add_argument("--levels", type=int, default=2, help="2 = binarised, 256 = 8-bit")
     ap.add_argument("--size", type=int, default=16, help="image side (digits are resized)")
     ap.add_argument("--filters", type=int, default=64)

@@ -27,7 +27,6 @@ same seeds and hyper-parameters) stated 374.9 nats and ROC-AUC 0.825 / 1.000; th
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
@@ -41,7 +40,9 @@ from kerasvk.data import dataset_arrays, load  # noqa: E402
 from kerasvk.io import read_json, write_json  # noqa: E402
 from kerasvk.training import load_run_model, train  # noqa: E402
 from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import add_strategy_arguments, check_recipe_strategy, is_chief_process  # noqa: E402
+from kerasvk.training.strategy import (  # noqa: E402
+    RecipeParser, add_strategy_arguments, check_recipe_strategy, is_chief_process,
+)
 
 IMAGE_SIZE = (32, 32)
 
@@ -106,7 +107,7 @@ def score_histogram(scores, path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = RecipeParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/vae")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--latent-dim", type=int, default=8)

@@ -38,7 +38,6 @@ Run: ``python recipes/train_wavenet.py [--minutes 4] [--wav a.wav b.wav] [--run-
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
@@ -54,7 +53,7 @@ from kerasvk.data import audio  # noqa: E402
 from kerasvk.io import save_model, write_json  # noqa: E402
 from kerasvk.training.callbacks import TimeBudget  # noqa: E402
 from kerasvk.training.speed import add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import add_strategy_arguments, recipe_strategy  # noqa: E402
+from kerasvk.training.strategy import RecipeParser, add_strategy_arguments, recipe_strategy  # noqa: E402
 
 RATE = 8000
 
@@ -72,7 +71,7 @@ def marginal_baseline(train_waves, val_targets, channels=256):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Train a WaveNet on synthetic audio (+ your WAV files).")
+    ap = RecipeParser(description="Train a WaveNet on synthetic audio (+ your WAV files).")
     ap.add_argument("--wav", nargs="*", default=[], help="extra PCM WAV files")
     ap.add_argument("--count", type=int, default=200, help="synthetic waveforms (0.5 s each)")
     ap.add_argument("--minutes", type=float, default=4.0)

@@ -31,7 +31,6 @@ Run: ``python recipes/transfer_learning.py [--shots 10]``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -43,7 +42,9 @@ import numpy as np  # noqa: E402
 import kerasvk  # noqa: E402
 from kerasvk.data import load, load_arrays  # noqa: E402
 from kerasvk.training.speed import NO_SPEED, add_speed_arguments, recipe_speed  # noqa: E402
-from kerasvk.training.strategy import NO_STRATEGY, add_strategy_arguments, recipe_strategy  # noqa: E402
+from kerasvk.training.strategy import (  # noqa: E402
+    NO_STRATEGY, RecipeParser, add_strategy_arguments, recipe_strategy,
+)
 from kerasvk.training.transfer import fine_tune, trainable_summary, transfer_classifier  # noqa: E402
 
 SEED = 0
@@ -121,7 +122,7 @@ def run(shots=SHOTS, rs=NO_STRATEGY, sp=NO_SPEED):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = RecipeParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shots", type=int, default=SHOTS, help="labelled target images per class")
     add_strategy_arguments(parser)
     add_speed_arguments(parser)

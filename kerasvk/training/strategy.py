@@ -58,6 +58,7 @@ with ``strategy.reduce(MEAN, v, axis=None)``. Everything else is keras' own.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -454,6 +455,14 @@ def array_spec(*arrays):
 
     specs = tuple(tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in arrays)
     return specs[0] if len(specs) == 1 else specs
+
+
+class RecipeParser(argparse.ArgumentParser):
+    """A recipe's argument parser: a bad option or value is one line ``PROG: error: ...`` and exit code 2
+    (argparse's own ``error`` prints the whole usage first), as ``kerasvk``'s commands do."""
+
+    def error(self, message):
+        recipe_error(self, message)
 
 
 def recipe_error(parser, error):
