@@ -160,6 +160,9 @@ def add_train(p):
         "--augment", help="classifiers: light | standard | strong | none, plus overrides: e.g. standard,rotation=30,cutmix=1.0; "
         "detectors: flip | standard (box-aware flip + scale-jitter) | none"
     )
+    p.add_argument("--augment-on", choices=("host", "device"),
+                   help="classifiers: host (tf.data on the CPU, default) | device (inside the train step, on the GPU/TPU; "
+                   "cutmix/mixup stay on the host)")
     p.add_argument(
         "--schedule",
         help="per-step LR schedule: cosine | step[:gamma=G,step_size=EPOCHS] | exponential[:k=PER_EPOCH] | constant",
@@ -207,6 +210,7 @@ def train_kwargs(args) -> dict:
         batch_scaling=args.batch_scaling,
         model_kwargs=dict(args.model_kwargs) or None,
         **({"seq_len": args.seq_len} if args.seq_len is not None else {}),
+        **({"augment_on": args.augment_on} if args.augment_on is not None else {}),
     )
 
 

@@ -111,3 +111,50 @@ def test_generative_models_train_alike_on_uint8_batches(name, kwargs):
     host, device = weights("float32"), weights("uint8")
     for h, d in zip(host, device, strict=True):
         np.testing.assert_array_equal(d, h)
+
+
+def test_augmentation_inside_the_train_step(tmp_path):
+    """``--augment-on device``: tf.data hands out the plain uint8 batches and the train step augments them
+    (scaled first) with the config's layers: the run repeats itself, differs from an unaugmented one, records
+    ``augment_on``, and the layers' random state is the run's (backed up with it); evaluation is untouched."""
+    import json
+
+    from kerasvk.training import load_run_model, train
+    from kerasvk.training.callbacks import seed_generator_states
+    from kerasvk.training.device_input import augment_in_step, step_layers
+
+    kw = dict(epochs=1, batch_size=16, verbose=0, model_kwargs={"dense_units": 4})
+    data = "patterns:classes=5,count=40"
+
+    def weights(out, **options):
+        train("simple_cnn", data, out=tmp_path / out, **kw, **options)
+        return [w.numpy() for w in load_run_model(tmp_path / out)[0].weights]
+
+    first = weights("a", augment="standard", augment_on="device")
+    again = weights("b", augment="standard", augment_on="device")
+    plain = weights("c")
+    for x, y in zip(first, again, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert max(float(np.abs(x - y).max()) for x, y in zip(first, plain)) > 1e-4  # it did augment
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["augment_on"] == "device" and run["augment"] == "rotation=15,zoom=0.2,brightness=0.2,contrast=0.2"
+    assert json.loads((tmp_path / "c" / "run.json").read_text())["augment_on"] == "host"
+
+    model = _model()
+    before = len(seed_generator_states(model))
+    layers = Augmenter("standard", seed=1).layers(value_range=(0, 1))
+    augment_in_step(model, layers)
+    assert step_layers(model) == tuple(layers) and len(seed_generator_states(model)) == before + 2
+    assert not any(w.path.startswith("augment_") for w in model.weights)  # not part of the saved model
+
+
+def test_augment_on_device_refusals():
+    from kerasvk.training import train
+
+    data = "patterns:classes=5,count=40"
+    with pytest.raises(ValueError, match="augment_on must be one of host, device"):
+        train("simple_cnn", data, augment_on="gpu")
+    with pytest.raises(ValueError, match="cutmix/mixup mix labels too, so they run on the host"):
+        train("simple_cnn", data, augment="standard,mixup=0.2", augment_on="device")
+    with pytest.raises(ValueError, match=r"Unknown training option\(s\) \['augment_on'\]"):
+        train("vae", "digits", augment_on="device")

@@ -185,6 +185,9 @@ IN_PROCESS = {  # (model, data, options): the smallest runs that still have each
     # seeded audio crops, mu-law targets
     "wavenet": ("wavenet", "audio", dict(seq_len=64, batch_size=4, model_kwargs={
         "quantization_channels": 16, "residual_channels": 8, "skip_channels": 8, "max_dilation": 4, "num_stacks": 1})),
+    # a classifier augmenting inside its train step (--augment-on device): the layers' SeedGenerators
+    "augment_on_device": ("simple_cnn", "patterns:classes=5,count=40", dict(
+        augment="standard", augment_on="device", model_kwargs={"dense_units": 4})),
     # quantised images
     "pixelcnn": ("pixelcnn", "digits", dict(model_kwargs={"input_shape": (8, 8, 1), "levels": 4, "filters": 8,
                                                           "num_blocks": 1, "first_kernel_size": 3})),

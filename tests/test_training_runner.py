@@ -108,7 +108,7 @@ def test_train_options_resolve_explicit_then_model_recipe_then_global():
     assert lenet["epochs"] == 40 and lenet["label_smoothing"] == 0.1 and "fill=constant" in lenet["augment"]
     assert resolve_train_options("lenet5", epochs=3, label_smoothing=0.0)["epochs"] == 3
     assert resolve_train_options("lenet5", label_smoothing=0.0)["label_smoothing"] == 0.0
-    assert resolve_train_options("simple_cnn") == {**TRAIN_DEFAULTS, "optimizer": "adam", "lr": 1e-3}
+    assert resolve_train_options("simple_cnn") == {**TRAIN_DEFAULTS, "optimizer": "adam", "lr": 1e-3, "augment_on": "host"}
     assert resolve_train_options("dcgan")["optimizer"] is None  # a GAN compiles its own two optimizers
     assert resolve_train_options("gpt")["optimizer"] == "adamw" and "seq_len" in resolve_train_options("gpt")
     with pytest.raises(ValueError, match="Unknown training option"):

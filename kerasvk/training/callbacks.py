@@ -232,9 +232,13 @@ def weights_are_finite(model) -> bool:
 
 
 def _seed_generators(model):
-    """Every ``SeedGenerator`` of ``model`` (its layers', nested models' and its own), in a stable order."""
+    """Every ``SeedGenerator`` of ``model`` (its layers', nested models' and its own, and those of the
+    augmentation layers its train step runs: ``--augment-on device``), in a stable order."""
+    from kerasvk.training.device_input import step_layers
+
     found, seen = [], set()
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    extra = [inner for layer in step_layers(model) for inner in layer._flatten_layers(include_self=True)]
+    for layer in [*model._flatten_layers(include_self=True, recursive=True), *extra]:
         for sg in getattr(layer, "_seed_generators", ()):
             if id(sg) not in seen:
                 seen.add(id(sg))

@@ -66,3 +66,39 @@ def scale_uint8_inputs(model, element_spec=None) -> bool:
         setattr(model, name, scaled)
     model._kerasvk_scales_uint8 = True
     return True
+
+
+def augment_in_step(model, layers) -> None:
+    """Apply augmentation ``layers`` (``Augmenter.layers(value_range=(0, 1))``) to the images of every
+    *train* step, inside the compiled step, on the device (``kerasvk train --augment-on device``).
+
+    Wrapped on this model object like :func:`scale_uint8_inputs`, and called *before* it, so the batch is
+    scaled to [0, 1] first and then augmented; evaluation and prediction are untouched and nothing is saved
+    with the model. The layers' ``SeedGenerator`` states are part of the run (``RunBackup`` backs them up:
+    see ``step_layers``). TensorFlow backend only: a JAX train step is a pure function of its state, which
+    these layers' random state is not part of.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"--augment-on device needs the TensorFlow backend (this is "
+                         f"{keras.backend.backend()}); use --augment-on host.")
+    layers = tuple(layers)
+    if not layers:
+        return
+    step = model.train_step
+
+    def augmented(data, step=step):
+        x, rest = (data[0], data[1:]) if isinstance(data, tuple) and data else (data, None)
+        for layer in layers:
+            x = layer(x, training=True)
+        return step((x, *rest) if rest is not None else x)
+
+    model.train_step = augmented
+    # in __dict__, not an attribute keras tracks: the layers are not part of the saved model
+    model.__dict__["_kerasvk_step_layers"] = step_layers(model) + layers
+
+
+def step_layers(model) -> tuple:
+    """The layers :func:`augment_in_step` runs in ``model``'s train step (their random state is the run's)."""
+    return tuple(model.__dict__.get("_kerasvk_step_layers", ()))

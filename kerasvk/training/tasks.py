@@ -175,15 +175,26 @@ class Task:
 
 
 # -------------------------------------------------------------------------------------- classification
+AUGMENT_ON = ("host", "device")
+
+
 class ClassificationTask(Task):
     name = "classification"
+    # augment_on: "host" (tf.data, on the CPU) | "device" (in the train step: device_input.augment_in_step)
+    options = {"augment_on": "host"}
 
     def check(self, spec, source, opts, transfer):
         _check_image_source(source)
+        if opts.get("augment_on") not in AUGMENT_ON:
+            raise ValueError(f"augment_on must be one of {', '.join(AUGMENT_ON)}. "
+                             f"Received: {opts.get('augment_on')!r}")
         if isinstance(opts.get("augment"), (str, dict)):
             from kerasvk.data.augment import parse_augment
 
-            parse_augment(opts["augment"])  # raises naming the presets and operations
+            cfg = parse_augment(opts["augment"])  # raises naming the presets and operations
+            if opts["augment_on"] == "device" and (cfg["cutmix"] or cfg["mixup"]):
+                raise ValueError("cutmix/mixup mix labels too, so they run on the host: drop them or use "
+                                 "--augment-on host.")
         weights, fine_tune, l2sp = transfer["weights"], transfer["fine_tune"], transfer["l2sp"]
         if fine_tune is not None:
             parse_fine_tune(fine_tune)
@@ -206,12 +217,13 @@ class ClassificationTask(Task):
 
         augment = make_augmenter(opts["augment"], seed=seed)
         one_hot = bool(opts["label_smoothing"]) or bool(augment is not None and augment.needs_one_hot)
+        on_device = augment if opts.get("augment_on") == "device" else None  # the train step augments
         image_size = opts.get("image_size")
         if image_size is None and isinstance(source, str) and source.startswith("folder:"):
             image_size = (spec.default_input_shape or (224, 224, 3))[:2]
         # uint8 training batches: scaled to [0, 1] in the train step, on the device (training/device_input.py)
         ds = _image_data(source, opts, seed, image_size=image_size, channels=opts.get("channels"),
-                         augment=augment, one_hot=one_hot, train_dtype="uint8")
+                         augment=None if on_device is not None else augment, one_hot=one_hot, train_dtype="uint8")
         config = _image_config(ds, source, opts)
         config["one_hot"] = one_hot
         return RunData(
@@ -219,7 +231,7 @@ class ClassificationTask(Task):
             build_kwargs={"input_shape": ds.input_shape, "num_classes": ds.num_classes},
             config=config,
             steps_per_epoch=_steps(ds.counts["train"], opts["batch_size"]),
-            extras={"class_names": ds.class_names},
+            extras={"class_names": ds.class_names, "device_augment": on_device},
         )
 
     def load_from_config(self, config, source, opts):

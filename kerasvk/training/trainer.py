@@ -460,6 +460,8 @@ def resume_point(out) -> tuple[int, dict]:
 
 
 RESUME_MAY_CHANGE = ("epochs",)  # a resumed run may be given more (or fewer) epochs; nothing else may differ
+# options run.json gained later, with the value every run before them had (a run without the key had it)
+RESUME_IMPLIED = {"augment_on": "host"}
 
 
 def check_resumable(out, config) -> None:
@@ -480,7 +482,7 @@ def check_resumable(out, config) -> None:
         return  # no readable record of the earlier settings: RunBackup's own checks answer a mismatch
     now = json.loads(json.dumps(config, default=io.json_default))
     keys = sorted(set(before) | set(now), key=lambda k: (k not in ("model", "data", "model_kwargs"), k))
-    differ = [k for k in keys if k not in RESUME_MAY_CHANGE and before.get(k) != now.get(k)]
+    differ = [k for k in keys if k not in RESUME_MAY_CHANGE and before.get(k, RESUME_IMPLIED.get(k)) != now.get(k)]
     epoch = json.loads((out / "backup" / "training_metadata.json").read_text()).get("epoch")
     if differ and all(k not in before for k in differ):  # the same command; only what this version records is new
         raise ValueError(
@@ -830,7 +832,7 @@ def _train(
 ) -> dict:
     """``train``'s pipeline; ``cleanup`` (an ``ExitStack``) closes what it opens when ``train`` returns."""
     from kerasvk.registry import get_spec
-    from kerasvk.training.device_input import input_dtype, scale_uint8_inputs
+    from kerasvk.training.device_input import augment_in_step, input_dtype, scale_uint8_inputs
     from kerasvk.training.tasks import adapter
 
     # 1. resolve and check everything before anything is loaded, built or written
@@ -891,6 +893,8 @@ def _train(
             check_jit_compiled(net, model)
         if opts["optimizer"] is None:
             distribution.scale_model_learning_rates(net, lr_factor)  # a GAN's own two rates
+        if run_data.extras.get("device_augment") is not None:  # --augment-on device: after the scaling below
+            augment_in_step(net, run_data.extras["device_augment"].layers(value_range=(0, 1)))
         scale_uint8_inputs(net, run_data.train.element_spec)  # uint8 batches: scaled in the step, on the device
         build_before_fit(net, run_data.train.element_spec)
     distribution.prepare_fit(net, run_data.train.element_spec)  # no-op without a strategy; keras-team/keras#20585
