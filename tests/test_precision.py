@@ -149,3 +149,32 @@ def test_jit_compile_of_a_model_without_xla_kernels_is_refused(tmp_path, _keep_o
         train("faster_rcnn", "shapes:count=8,size=32", jit_compile=True, model_kwargs=tiny, epochs=1, warmup=0, batch_size=4,
               out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_generative_models_reload_under_the_policy_they_were_built_with(tmp_path):
+    """VAE/GAN/PixelCNN/WaveNet/GPT rebuild their layers in ``from_config``: a ``.keras`` file of a model built
+    under mixed_bfloat16 reloads computing in bfloat16 (it came back float32), with the same outputs, and the
+    global policy is left as it was; a float32 model's config does not change."""
+    import keras
+    import numpy as np
+
+    import kerasvk
+    from kerasvk.registry import get_spec
+    from tests.helpers import example_batch, outputs_of
+
+    for name in ("vae", "dcgan", "gpt", "pixelcnn", "wavenet"):
+        spec = get_spec(name)
+        assert "dtype_policy" not in kerasvk.build(name, **spec.test_kwargs).get_config(), name
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        try:
+            model = kerasvk.build(name, **spec.test_kwargs)
+        finally:
+            keras.config.set_dtype_policy("float32")
+        model.save(tmp_path / f"{name}.keras")
+        again = keras.saving.load_model(tmp_path / f"{name}.keras")
+        assert keras.config.dtype_policy().name == "float32", name
+        assert again.dtype_policy.name == "mixed_bfloat16", name
+        assert any(layer.compute_dtype == "bfloat16" for layer in again._flatten_layers(include_self=False)), name
+        x, _ = example_batch(spec, model, batch_size=2)
+        for a, b in zip(outputs_of(model, x), outputs_of(again, x)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

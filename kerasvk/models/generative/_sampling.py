@@ -16,6 +16,7 @@ import weakref
 import tensorflow as tf
 
 from kerasvk.layers.replicas import scale_loss
+from kerasvk.models.generative._policy import built_under, with_policy
 
 
 class NextTokenModel:
@@ -38,11 +39,13 @@ class NextTokenModel:
             if param.kind is param.VAR_KEYWORD or param.name == "name":
                 continue
             config[param.name] = getattr(self, self.CONFIG_ATTRIBUTES.get(param.name, param.name))
-        return config
+        return with_policy(self, config)
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        config = dict(config)
+        with built_under(config):
+            return cls(**config)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         total, _ = next_token_loss(self, x, y, y_pred, sample_weight, training, missing_targets=self.MISSING_TARGETS)

@@ -31,6 +31,7 @@ from keras import ops
 
 from kerasvk.layers.generative import seeded_normal
 from kerasvk.layers.replicas import replica_slice, scale_loss
+from kerasvk.models.generative._policy import built_under, with_policy
 from kerasvk.models.checks import check_image_shape, check_int, check_int_sequence, check_number
 from kerasvk.registry import variant
 
@@ -304,11 +305,13 @@ class GAN(keras.Model):
 
     # ----- serialization ------------------------------------------------------------------------
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self._hp}
+        return with_policy(self, {"name": self.name, "trainable": self.trainable, **self._hp})
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        config = dict(config)
+        with built_under(config):
+            return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="kerasvk")

@@ -24,6 +24,7 @@ from keras import ops
 
 from kerasvk.layers.generative import Sampling, seeded_normal
 from kerasvk.layers.replicas import scale_loss
+from kerasvk.models.generative._policy import built_under, with_policy
 from kerasvk.models.checks import check_image_shape, check_int, check_int_sequence, check_number
 from kerasvk.registry import variant
 
@@ -330,11 +331,13 @@ class VAE(keras.Model):
 
     # ----- serialization ------------------------------------------------------------------------
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self._hp}
+        return with_policy(self, {"name": self.name, "trainable": self.trainable, **self._hp})
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        config = dict(config)
+        with built_under(config):
+            return cls(**config)
 
 
 def _example_inputs(model, batch_size, seed):
