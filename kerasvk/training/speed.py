@@ -81,24 +81,16 @@ class RecipeSpeed:
 NO_SPEED = RecipeSpeed()  # a recipe's functions called without --precision/--jit-compile
 
 
-def recipe_speed(parser, args, *, precisions=PRECISIONS, jit=True, why="") -> RecipeSpeed:
+def recipe_speed(parser, args) -> RecipeSpeed:
     """Resolve ``args.precision``/``args.jit_compile`` (from :func:`add_speed_arguments`) for a recipe.
 
-    ``precisions``: the policies this recipe supports (``float32`` always is); ``jit``: whether it can
-    XLA-compile; ``why`` says why not. A refused choice, or ``mixed_float16`` without a float16 GPU, prints
-    one line (``PROG: error: ...``) and exits with code 2, before anything is loaded or built. Call it
-    before :func:`~kerasvk.training.strategy.recipe_strategy` (which may start a multi-worker strategy).
+    Every recipe runs every policy and XLA (what the library builds keeps float32 outputs, and none has a
+    layer without an XLA kernel); ``mixed_float16`` without a float16 GPU prints one line (``PROG: error:
+    ...``) and exits with code 2, before anything is loaded or built. Call it before
+    :func:`~kerasvk.training.strategy.recipe_strategy` (which may start a multi-worker strategy).
     """
     precision = args.precision or "float32"
-    because = f" ({why})" if why else ""
     try:
-        allowed = ("float32", *(p for p in precisions if p != "float32"))
-        if precision not in allowed:
-            raise ValueError(f"--precision {precision} is not supported by this recipe{because}. "
-                             f"Allowed: {', '.join(allowed)}.")
-        if args.jit_compile and not jit:
-            raise ValueError(f"--jit-compile is not supported by this recipe{because}. "
-                             "Run it without --jit-compile.")
         check_precision(precision)
     except ValueError as e:
         recipe_error(parser, e)

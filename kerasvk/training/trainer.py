@@ -408,19 +408,12 @@ def float16_device() -> bool:
 @contextlib.contextmanager
 def precision_policy(precision):
     """Build and compile under a keras dtype policy (``mixed_*``); the previous policy is restored after."""
-    if precision in (None, "float32"):
-        yield
-        return
-    if precision not in PRECISIONS:
+    if precision not in (None, *PRECISIONS):
         raise ValueError(f"Unknown precision {precision!r}. Allowed: {', '.join(PRECISIONS)}.")
-    import keras
+    from kerasvk.layers.precision import dtype_policy_scope
 
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
+    with dtype_policy_scope(precision):
         yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def build_optimizer(model) -> None:

@@ -10,9 +10,7 @@ policy (``dtype_policy``, only when it is not float32, so older files and float3
 
 from __future__ import annotations
 
-import contextlib
-
-import keras
+from kerasvk.layers.precision import dtype_policy_scope
 
 
 def with_policy(model, config: dict) -> dict:
@@ -21,16 +19,6 @@ def with_policy(model, config: dict) -> dict:
     return {**config, "dtype_policy": name} if name != "float32" else config
 
 
-@contextlib.contextmanager
 def built_under(config: dict):
-    """Pop ``dtype_policy`` from ``config`` and make it the global policy while the block builds the model."""
-    name = config.pop("dtype_policy", None)
-    if name is None:
-        yield
-        return
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
+    """Pop ``dtype_policy`` from ``config``; the block (``from_config`` building the model) runs under it."""
+    return dtype_policy_scope(config.pop("dtype_policy", None))
